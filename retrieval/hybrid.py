@@ -1,0 +1,142 @@
+"""Hybrid search: BM25 and dense rankings fused by reciprocal rank, returned as typed hits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from retrieval.errors import EmptyQuery
+from retrieval.index import SopIndex
+from retrieval.markdown import split_identifiers
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["lexical", "dense", "hybrid"]
+MAX_QUERY_CHARS = 2000
+CANDIDATES = 50
+SNIPPET_CHARS = 240
+
+
+class Hit(BaseModel):
+    """One search result: a chunk of a document, with its fused score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str
+    title: str
+    section: str
+    path: str
+    score: float
+    snippet: str
+    text: str = ""
+    dense_score: float = 0.0
+    meta: dict[str, Any] = {}
+
+    @property
+    def ref(self) -> str:
+        return f"{self.doc_id}#{self.section}" if self.section else self.doc_id
+
+
+def clean_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """Strip, refuse empty, and truncate very long queries with a warning."""
+    if not isinstance(query, str) or not query.strip():
+        raise EmptyQuery()
+    query = query.strip()
+    if len(query) > limit:
+        log.warning("query of %d characters truncated to %d", len(query), limit)
+        query = query[:limit]
+    return query
+
+
+def rrf(rankings: list[list[int]], k: int = 60, weights: list[float] | None = None) -> dict[int, float]:
+    """Reciprocal rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
+
+
+class HybridSearcher:
+    """Searches one SopIndex lexically, densely, or both fused."""
+
+    def __init__(self, index: SopIndex, *, rrf_k: int = 60, candidates: int = CANDIDATES) -> None:
+        self.index = index
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def _lexical(self, query: str) -> tuple[list[int], np.ndarray]:
+        scores = self.index.lexical.scores(query)
+        n = min(self.candidates, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n] if n else np.array([], dtype=int)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [int(i) for i in top if scores[i] > 0], scores
+
+    def _dense(self, vector: np.ndarray) -> tuple[list[int], dict[int, float]]:
+        ids, scores = self.index.dense_search(vector, self.candidates)
+        return [int(i) for i in ids], {int(i): float(s) for i, s in zip(ids, scores, strict=True)}
+
+    def _best_per_doc(self, ranking: list[int]) -> list[int]:
+        seen: set[str] = set()
+        out = []
+        for pos in ranking:
+            doc = self.index.chunks[pos].doc_id
+            if doc not in seen:
+                seen.add(doc)
+                out.append(pos)
+        return out
+
+    def search(self, query: str, k: int = 5, *, mode: Mode = "hybrid", unique_docs: bool = True) -> list[Hit]:
+        """Top-k hits; with unique_docs each system ranks documents (by their best chunk) before fusion."""
+        query = split_identifiers(clean_query(query))
+        if k < 1 or len(self.index) == 0:
+            return []
+        qvec = None if mode == "lexical" else self.index.embedder.embed([query])[0]
+        rankings: list[list[int]] = []
+        raw: dict[int, float] = {}
+        dense_scores: dict[int, float] = {}
+        if mode in ("lexical", "hybrid"):
+            ranking, lex = self._lexical(query)
+            rankings.append(ranking)
+            raw = {i: float(lex[i]) for i in ranking}
+        if qvec is not None:
+            ranking, dense_scores = self._dense(qvec)
+            rankings.append(ranking)
+            raw = dense_scores if mode == "dense" else raw
+        if unique_docs:
+            rankings = [self._best_per_doc(r) for r in rankings]
+        if mode == "hybrid":
+            # fuse by document (or chunk): the representative chunk is the best-ranked one of either list
+            key = (lambda p: self.index.chunks[p].doc_id) if unique_docs else (lambda p: p)
+            best: dict[object, tuple[int, int]] = {}  # key -> (best rank, chunk position)
+            for ranking in rankings:
+                for rank, pos in enumerate(ranking):
+                    if key(pos) not in best or rank < best[key(pos)][0]:
+                        best[key(pos)] = (rank, pos)
+            rep = {kk: pos for kk, (_, pos) in best.items()}
+            keyed = [[key(p) for p in r] for r in rankings]
+            fused = rrf(keyed, k=self.rrf_k)
+            order = [rep[kk] for kk in sorted(fused, key=lambda kk: -fused[kk])]
+            scored = {rep[kk]: fused[kk] for kk in fused}
+        else:
+            order = rankings[0]
+            scored = raw
+        hits: list[Hit] = []
+        for pos in order[:k]:
+            chunk = self.index.chunks[pos]
+            dense = dense_scores.get(pos)
+            if dense is None and qvec is not None:
+                dense = float(qvec @ self._vector(pos))
+            hits.append(Hit(
+                doc_id=chunk.doc_id, title=chunk.title, section=chunk.section, path=chunk.path,
+                score=round(scored[pos], 6), snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
+                text=chunk.text, dense_score=round(dense or 0.0, 6), meta=chunk.meta,
+            ))
+        return hits
+
+    def _vector(self, pos: int) -> np.ndarray:
+        return np.asarray(self.index.faiss_index.reconstruct(pos), dtype=np.float32)
