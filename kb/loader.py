@@ -114,7 +114,11 @@ def load_kb(root: Path) -> KnowledgeBase:
     if not root.is_dir():
         raise KbError(root, "(folder)", "a knowledge-base folder with taxonomy.yaml, teams.yaml, catalogue.yaml")
     teams_file = load_yaml(root / "teams.yaml", Teams)
-    teams = {t.id: t for t in teams_file.teams}
+    teams: dict[str, Team] = {}
+    for i, team in enumerate(teams_file.teams):
+        if team.id in teams:
+            raise KbError(root / "teams.yaml", f"teams[{i}].id", "a unique team id", team.id)
+        teams[team.id] = team
     taxonomy = load_yaml(root / "taxonomy.yaml", Taxonomy)
     _check_taxonomy(root / "taxonomy.yaml", taxonomy, teams)
     catalogue = load_yaml(root / "catalogue.yaml", Catalogue)

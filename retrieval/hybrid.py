@@ -92,6 +92,8 @@ class HybridSearcher:
 
     def search(self, query: str, k: int = 5, *, mode: Mode = "hybrid", unique_docs: bool = True) -> list[Hit]:
         """Top-k hits; with unique_docs each system ranks documents (by their best chunk) before fusion."""
+        if mode not in ("lexical", "dense", "hybrid"):
+            raise ValueError(f"unknown search mode {mode!r}: expected lexical, dense or hybrid")
         query = split_identifiers(clean_query(query))
         if k < 1 or len(self.index) == 0:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import yaml
 
-HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 MAX_CHUNK_CHARS = 1500
 CAMEL = re.compile(r"\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b")
@@ -54,7 +55,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     text = text.lstrip("\ufeff")
     if not text.startswith("---"):
         return {}, text
-    match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", text, re.DOTALL)
+    match = re.match(r"^---[ \t]*\r?\n(.*?)^---[ \t]*(\r?\n|$)", text, re.DOTALL | re.MULTILINE)
     if not match:
         raise FrontMatterError("front matter opened with '---' but never closed")
     try:
@@ -75,9 +76,12 @@ def _windows(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
     pieces: list[str] = []
     current = ""
     for para in re.split(r"\n\s*\n", text):
-        while len(para) > limit:  # one huge paragraph: hard cut
-            pieces.append((current + "\n\n" + para[:limit]).strip() if current else para[:limit])
-            current, para = "", para[limit:]
+        if len(para) > limit and current:  # flush before hard-cutting one huge paragraph
+            pieces.append(current.strip())
+            current = ""
+        while len(para) > limit:
+            pieces.append(para[:limit])
+            para = para[limit:]
         if current and len(current) + len(para) > limit:
             pieces.append(current.strip())
             current = ""
@@ -113,7 +117,7 @@ def chunk_markdown(text: str, path: str, doc_id: str | None = None) -> list[Chun
         stack.append((level, name))
         sections.append(([n for _, n in stack], []))
     title = title or Path(path).stem.replace("_", " ").replace("-", " ")
-    keep = {k: (str(v) if not isinstance(v, (list, str, int, float, bool)) else v) for k, v in meta.items()}
+    keep = json.loads(json.dumps(meta, default=str))  # dates and other YAML types become JSON-safe
     chunks: list[Chunk] = []
     for names, lines in sections:
         content = "\n".join(lines).strip()
