@@ -69,6 +69,8 @@ class MiniLMEmbedder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
 
             path = self.model_path
@@ -90,6 +92,16 @@ class MiniLMEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def embedder_named(name: str) -> Embedder:
+    """The embedder that produces vectors named `name` (as stored in an index manifest)."""
+    if name == MINILM_NAME:
+        return MiniLMEmbedder()
+    match = re.fullmatch(r"hashing-(\d+)-(\d+)", name)
+    if match:
+        return HashingEmbedder(int(match.group(1)), int(match.group(2)))
+    raise ValueError(f"unknown embedder {name!r}")
 
 
 def make_embedder(kind: str) -> Embedder:

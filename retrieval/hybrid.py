@@ -90,14 +90,25 @@ class HybridSearcher:
                 out.append(pos)
         return out
 
-    def search(self, query: str, k: int = 5, *, mode: Mode = "hybrid", unique_docs: bool = True) -> list[Hit]:
-        """Top-k hits; with unique_docs each system ranks documents (by their best chunk) before fusion."""
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: Mode = "hybrid",
+        unique_docs: bool = True,
+        vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Top-k hits; with unique_docs each system ranks documents (by their best chunk) before fusion.
+
+        `vector` is the query's embedding when the caller already has it (it must be of `query`).
+        """
         if mode not in ("lexical", "dense", "hybrid"):
             raise ValueError(f"unknown search mode {mode!r}: expected lexical, dense or hybrid")
         query = split_identifiers(clean_query(query))
         if k < 1 or len(self.index) == 0:
             return []
-        qvec = None if mode == "lexical" else self.index.embedder.embed([query])[0]
+        qvec = None if mode == "lexical" else (vector if vector is not None else self.index.embedder.embed([query])[0])
         rankings: list[list[int]] = []
         raw: dict[int, float] = {}
         dense_scores: dict[int, float] = {}
@@ -133,11 +144,19 @@ class HybridSearcher:
             dense = dense_scores.get(pos)
             if dense is None and qvec is not None:
                 dense = float(qvec @ self._vector(pos))
-            hits.append(Hit(
-                doc_id=chunk.doc_id, title=chunk.title, section=chunk.section, path=chunk.path,
-                score=round(scored[pos], 6), snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
-                text=chunk.text, dense_score=round(dense or 0.0, 6), meta=chunk.meta,
-            ))
+            hits.append(
+                Hit(
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    section=chunk.section,
+                    path=chunk.path,
+                    score=round(scored[pos], 6),
+                    snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
+                    text=chunk.text,
+                    dense_score=round(dense or 0.0, 6),
+                    meta=chunk.meta,
+                )
+            )
         return hits
 
     def _vector(self, pos: int) -> np.ndarray:

@@ -30,8 +30,16 @@ def _rebuild_cmd(path: Path, source: str | None) -> str:
 class SopIndex:
     """Searchable chunks: exact inner product (default) or HNSW when `approximate` is set."""
 
-    def __init__(self, chunks: list[Chunk], vectors: Any, embedder: Embedder, *, content_hash: str = "",
-                 source: str = "", approximate: bool = False) -> None:
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        vectors: Any,
+        embedder: Embedder,
+        *,
+        content_hash: str = "",
+        source: str = "",
+        approximate: bool = False,
+    ) -> None:
         self.chunks = chunks
         self.embedder = embedder
         self.content_hash = content_hash
@@ -51,9 +59,17 @@ class SopIndex:
         return index
 
     @classmethod
-    def build(cls, chunks: list[Chunk], embedder: Embedder, *, content_hash: str = "", source: str = "",
-              approximate: bool = False, batch_size: int = 256,
-              progress: Callable[[int], None] | None = None) -> SopIndex:
+    def build(
+        cls,
+        chunks: list[Chunk],
+        embedder: Embedder,
+        *,
+        content_hash: str = "",
+        source: str = "",
+        approximate: bool = False,
+        batch_size: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> SopIndex:
         parts = []
         for start in range(0, len(chunks), batch_size):
             batch = chunks[start : start + batch_size]
@@ -84,9 +100,14 @@ class SopIndex:
                 for chunk in self.chunks:
                     fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
             manifest = {
-                "format": FORMAT_VERSION, "embedder": self.embedder.name, "dim": self.embedder.dim,
-                "content_hash": self.content_hash, "source": self.source, "n_chunks": len(self.chunks),
-                "approximate": self.approximate, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "format": FORMAT_VERSION,
+                "embedder": self.embedder.name,
+                "dim": self.embedder.dim,
+                "content_hash": self.content_hash,
+                "source": self.source,
+                "n_chunks": len(self.chunks),
+                "approximate": self.approximate,
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             old = out.with_name(f".{out.name}.old")
@@ -115,16 +136,23 @@ class SopIndex:
         manifest = cls.read_manifest(path)
         source = manifest.get("source") or None
         if manifest.get("format") != FORMAT_VERSION:
-            raise IndexMismatch(str(path), "format", str(manifest.get("format")), str(FORMAT_VERSION),
-                                _rebuild_cmd(path, source))
+            raise IndexMismatch(
+                str(path), "format", str(manifest.get("format")), str(FORMAT_VERSION), _rebuild_cmd(path, source)
+            )
         if manifest["embedder"] != embedder.name:
-            raise IndexMismatch(str(path), "embedder", manifest["embedder"], embedder.name,
-                                _rebuild_cmd(path, source))
+            raise IndexMismatch(str(path), "embedder", manifest["embedder"], embedder.name, _rebuild_cmd(path, source))
         if expected_hash is not None and manifest["content_hash"] != expected_hash:
-            raise IndexMismatch(str(path), "content hash", manifest["content_hash"][:12], expected_hash[:12],
-                                _rebuild_cmd(path, source))
+            raise IndexMismatch(
+                str(path), "content hash", manifest["content_hash"][:12], expected_hash[:12], _rebuild_cmd(path, source)
+            )
         with open(path / "chunks.jsonl", encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
         vectors = faiss.read_index(str(path / "vectors.faiss"))
-        return cls(chunks, vectors, embedder, content_hash=manifest["content_hash"], source=manifest["source"],
-                   approximate=bool(manifest.get("approximate")))
+        return cls(
+            chunks,
+            vectors,
+            embedder,
+            content_hash=manifest["content_hash"],
+            source=manifest["source"],
+            approximate=bool(manifest.get("approximate")),
+        )

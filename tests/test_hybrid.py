@@ -77,9 +77,7 @@ def test_rrf_edge_cases() -> None:
         ("pod keeps crash looping", "alerts/kube"),
     ],
 )
-def test_each_mode_finds_the_right_document(
-    searcher: HybridSearcher, mode: str, query: str, doc_id: str
-) -> None:
+def test_each_mode_finds_the_right_document(searcher: HybridSearcher, mode: str, query: str, doc_id: str) -> None:
     hits = searcher.search(query, k=3, mode=mode)  # type: ignore[arg-type]
     assert hits, f"{mode} found nothing for {query!r}"
     assert hits[0].doc_id == doc_id
@@ -144,9 +142,7 @@ def test_non_string_query_is_refused() -> None:
         clean_query(None)  # type: ignore[arg-type]
 
 
-def test_huge_query_is_truncated_with_warning(
-    searcher: HybridSearcher, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_huge_query_is_truncated_with_warning(searcher: HybridSearcher, caplog: pytest.LogCaptureFixture) -> None:
     query = "printer paper jam on floor 2 " * (1_000_000 // 29 + 1)
     assert len(query) >= 1_000_000
     with caplog.at_level(logging.WARNING, logger="retrieval.hybrid"):

@@ -65,9 +65,7 @@ def test_save_load_round_trip_gives_identical_hits(
     before = results(index, mode)
     assert all(before), "every query should find something"
     index.save(tmp_path / "idx")
-    loaded = SopIndex.load(
-        tmp_path / "idx", HashingEmbedder(), expected_hash=content_hash(tiny_corpus)
-    )
+    loaded = SopIndex.load(tmp_path / "idx", HashingEmbedder(), expected_hash=content_hash(tiny_corpus))
     assert results(loaded, mode) == before
     assert loaded.chunks == index.chunks
     assert loaded.content_hash == content_hash(tiny_corpus)
@@ -75,9 +73,7 @@ def test_save_load_round_trip_gives_identical_hits(
     np.testing.assert_array_equal(all_vectors(loaded), all_vectors(index))
 
 
-def test_manifest_describes_the_index(
-    tiny_corpus: Path, hashing_embedder: HashingEmbedder, tmp_path: Path
-) -> None:
+def test_manifest_describes_the_index(tiny_corpus: Path, hashing_embedder: HashingEmbedder, tmp_path: Path) -> None:
     index = build(tiny_corpus, hashing_embedder)
     index.save(tmp_path / "idx")
     manifest = SopIndex.read_manifest(tmp_path / "idx")
@@ -92,9 +88,7 @@ def test_manifest_describes_the_index(
     ]
 
 
-def test_save_replaces_an_existing_index(
-    tiny_corpus: Path, hashing_embedder: HashingEmbedder, tmp_path: Path
-) -> None:
+def test_save_replaces_an_existing_index(tiny_corpus: Path, hashing_embedder: HashingEmbedder, tmp_path: Path) -> None:
     out = tmp_path / "idx"
     build(tiny_corpus, hashing_embedder).save(out)
     (tiny_corpus / "payroll.md").unlink()
@@ -205,14 +199,10 @@ def test_approximate_index_agrees_with_exact_on_top_hit(
     loaded = SopIndex.load(tmp_path / "hnsw", hashing_embedder)
     assert loaded.approximate
     assert isinstance(loaded.faiss_index, faiss.IndexHNSWFlat)
-    assert [r[0][:2] for r in results(loaded, "dense")] == [
-        r[0][:2] for r in results(exact, "dense")
-    ]
+    assert [r[0][:2] for r in results(loaded, "dense")] == [r[0][:2] for r in results(exact, "dense")]
 
 
-def test_dense_search_caps_k_at_index_size(
-    tiny_corpus: Path, hashing_embedder: HashingEmbedder
-) -> None:
+def test_dense_search_caps_k_at_index_size(tiny_corpus: Path, hashing_embedder: HashingEmbedder) -> None:
     index = build(tiny_corpus, hashing_embedder)
     query = hashing_embedder.embed(["printer jam"])[0]
     ids, scores = index.dense_search(query, k=1000)

@@ -1,0 +1,1 @@
+"""Triage agents: classify, route, summarise and answer, each with a classical path."""

@@ -1,0 +1,67 @@
+"""The classify interface (category and priority) and its classical implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from agents.text_models import EnsembleClassifier
+from agents.types import FieldDecision, SimilarTicket, Ticket
+from retrieval.hybrid import Hit
+
+
+@dataclass
+class TicketContext:
+    """What every backend may use: the text, its embedding, similar past tickets and SOP hits."""
+
+    text: str
+    vector: np.ndarray
+    neighbours: list[SimilarTicket] = field(default_factory=list)
+    kb_hits: list[Hit] = field(default_factory=list)
+
+
+class Classification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: FieldDecision
+    priority: FieldDecision
+
+
+class Classifier(Protocol):
+    """One interface, many backends: classical, LLM, fallback and cascade all look like this."""
+
+    name: str
+
+    def classify(self, ticket: Ticket, context: TicketContext) -> Classification: ...
+
+
+def decide(model: EnsembleClassifier, text: str, vector: np.ndarray, backend: str, top: int = 3) -> FieldDecision:
+    proba = model.predict_proba([text], vector.reshape(1, -1))[0]
+    order = np.argsort(-proba)
+    alternatives = {str(model.classes_[i]): round(float(proba[i]), 4) for i in order[:top]}
+    best = int(order[0])
+    return FieldDecision(
+        label=str(model.classes_[best]),
+        confidence=round(float(proba[best]), 4),
+        backend=backend,
+        alternatives=alternatives,
+    )
+
+
+class ClassicalClassifier:
+    """TF-IDF + MiniLM ensembles, calibrated; needs no LLM."""
+
+    name = "classical:ensemble"
+
+    def __init__(self, category: EnsembleClassifier, priority: EnsembleClassifier) -> None:
+        self.category = category
+        self.priority = priority
+
+    def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
+        return Classification(
+            category=decide(self.category, context.text, context.vector, self.name),
+            priority=decide(self.priority, context.text, context.vector, self.name),
+        )

@@ -1,0 +1,51 @@
+"""The TriageError family: every member carries the data a caller needs to act on it."""
+
+from __future__ import annotations
+
+
+class TriageError(Exception):
+    """Base of the service's own errors."""
+
+
+class InvalidTicket(TriageError):
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
+
+
+class DataError(TriageError):
+    """A data set (CSV, JSONL, zip) cannot be used as asked."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ModelNotTrained(TriageError):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no trained model at {path}: run `triage train` (or start the service once)")
+
+
+class BackendUnavailable(TriageError):
+    """The LLM endpoint could not be reached, timed out, or answered with an error status."""
+
+    def __init__(self, backend: str, reason: str, status: int | None = None) -> None:
+        self.backend, self.reason, self.status = backend, reason, status
+        super().__init__(f"{backend} unavailable: {reason}")
+
+
+class InvalidModelOutput(TriageError):
+    """The model answered, but not with something that validates."""
+
+    def __init__(self, reason: str, raw: str = "") -> None:
+        self.reason, self.raw = reason, raw[:2000]
+        super().__init__(f"invalid model output: {reason}")
+
+
+class UnknownLabel(InvalidModelOutput):
+    """The model named a label outside the taxonomy."""
+
+    def __init__(self, field: str, label: str, allowed: list[str]) -> None:
+        self.field, self.label, self.allowed = field, label, allowed
+        super().__init__(f"{field}={label!r} is not one of {allowed}", raw=label)

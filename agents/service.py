@@ -1,0 +1,125 @@
+"""TriageService: one ticket in, one TriageResult out; classify, route, summarise, find SOPs and similar tickets."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+
+from agents.classify import Classification, Classifier, TicketContext
+from agents.priority_rules import PriorityRules
+from agents.route import Router
+from agents.similar import TicketMemory
+from agents.summarise import ExtractiveSummariser
+from agents.training import NEIGHBOURS, TriageModels
+from agents.types import FieldDecision, KbRef, Ticket, TriageResult
+from kb.loader import KnowledgeBase
+from retrieval.embedders import Embedder
+from retrieval.hybrid import HybridSearcher
+
+DUPLICATE_SCORE = 0.95
+MIN_KNOWN_WORDS = 0.3
+WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def known_word_share(text: str, vocabulary: dict[str, int]) -> float:
+    words = [w.lower() for w in WORD.findall(text)]
+    return sum(w in vocabulary for w in words) / len(words) if words else 0.0
+
+
+class TriageService:
+    """Composes the agents; every collaborator is passed in (see agents.config.build_service)."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        models: TriageModels,
+        embedder: Embedder,
+        classifier: Classifier,
+        router: Router,
+        searcher: HybridSearcher | None = None,
+        summariser: ExtractiveSummariser | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kb = kb
+        self.models = models
+        self.embedder = embedder
+        self.classifier = classifier
+        self.router = router
+        self.searcher = searcher
+        self.summariser = summariser or ExtractiveSummariser()
+        self.rules = PriorityRules(kb.taxonomy)
+        self.clock = clock
+        word_features = models.fields["category"].features_.transformer_list[0][1]
+        self.vocabulary: dict[str, int] = word_features.vocabulary_
+
+    @property
+    def memory(self) -> TicketMemory:
+        return self.models.memory
+
+    def triage(self, ticket: Ticket) -> TriageResult:
+        return self.triage_batch([ticket])[0]
+
+    def triage_batch(self, tickets: list[Ticket]) -> list[TriageResult]:
+        """Triage many tickets with one embedding call (the costly step)."""
+        texts = [t.text for t in tickets]
+        vectors = self.embedder.embed([t or " " for t in texts])
+        return [self._triage_one(t, text, vec) for t, text, vec in zip(tickets, texts, vectors, strict=True)]
+
+    def _triage_one(self, ticket: Ticket, text: str, vector: np.ndarray) -> TriageResult:
+        started = time.perf_counter()
+        reasons: list[str] = []
+        neighbours = self.memory.search(vector, NEIGHBOURS, exclude_id=ticket.id)
+        hits = self.searcher.search(text, k=3, vector=vector) if self.searcher and text else []
+        context = TicketContext(text=text, vector=vector, neighbours=neighbours, kb_hits=hits)
+        classification: Classification = self.classifier.classify(ticket, context)
+        priority = self.rules.apply(text, classification.priority)
+        team_model = self.models.fields["team"]
+        proba = team_model.predict_proba([text], vector.reshape(1, -1))[0]
+        team, service = self.router.decide(text, dict(zip(team_model.classes_, proba, strict=True)), neighbours)
+        owner = self.router.owner(team.label, service, self.clock())
+        decisions = {"category": classification.category, "priority": priority, "team": team}
+        needs_human = self._abstain(decisions, reasons)
+        if not text:
+            needs_human = True
+            reasons.append("ticket has no text: title and body are empty")
+        elif known_word_share(text, self.vocabulary) < MIN_KNOWN_WORDS:
+            needs_human = True
+            reasons.append("most words are unknown to the model (another language or no real words)")
+        for decision in decisions.values():
+            reasons.extend(decision.reasons)
+        duplicate = next((n.id for n in neighbours if n.score >= DUPLICATE_SCORE), None)
+        return TriageResult(
+            ticket_id=ticket.id,
+            category=classification.category.label,
+            priority=priority.label,
+            team=team.label,
+            owner=owner,
+            summary=self.summariser.summarise(ticket.title, ticket.body),
+            kb_refs=[
+                KbRef(doc_id=h.doc_id, title=h.title, section=h.section, path=h.path, score=h.score) for h in hits
+            ],
+            similar_tickets=neighbours,
+            possible_duplicate_of=duplicate,
+            confidence={k: d.confidence for k, d in decisions.items()},
+            backend={**{k: d.backend for k, d in decisions.items()}, "summary": self.summariser.name},
+            needs_human=needs_human,
+            reasons=reasons,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    def _abstain(self, decisions: dict[str, FieldDecision], reasons: list[str]) -> bool:
+        needs_human = False
+        for name, decision in decisions.items():
+            choice = self.models.thresholds.get(name)
+            if choice is not None and decision.confidence < choice.threshold:
+                needs_human = True
+                limit = "never reached" if choice.threshold > 1 else f"{choice.threshold:.2f}"
+                reasons.append(
+                    f"{name} confidence {decision.confidence:.2f} is under the threshold {limit} "
+                    f"(held-out precision target {choice.target_precision:.2f})"
+                )
+        return needs_human

@@ -1,0 +1,154 @@
+"""Train, save and load the classical triage models (one calibrated ensemble per field) and the ticket memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from agents.calibration import ThresholdChoice, choose_threshold
+from agents.errors import DataError, ModelNotTrained
+from agents.route import Router
+from agents.similar import TicketMemory
+from agents.text_models import EnsembleClassifier
+from kb.loader import KnowledgeBase
+from retrieval.embedders import Embedder
+
+FORMAT = "triage-models.v1"
+FIELDS = ("category", "priority", "team")
+NEIGHBOURS = 5
+
+
+def ticket_text(row: dict[str, Any]) -> str:
+    return f"{row.get('title') or ''}\n{row.get('body') or ''}".strip()
+
+
+@dataclass
+class TriageModels:
+    """Everything the classical path learned: per-field models and thresholds, and the ticket memory."""
+
+    fields: dict[str, EnsembleClassifier]
+    thresholds: dict[str, ThresholdChoice]
+    memory: TicketMemory
+    embedder_name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def attach(self, embedder: Embedder) -> TriageModels:
+        if embedder.name != self.embedder_name:
+            raise DataError(
+                "models",
+                f"trained with embedder {self.embedder_name!r}, not {embedder.name!r}: retrain with `triage train`",
+            )
+        for model in self.fields.values():
+            model.attach(embedder)
+        return self
+
+
+def _team_threshold(
+    rows: list[dict[str, Any]],
+    texts: list[str],
+    vectors: np.ndarray,
+    model: EnsembleClassifier,
+    memory: TicketMemory,
+    router: Router,
+    target: float,
+) -> ThresholdChoice:
+    """Choose the routing threshold on held-out scores: out-of-fold model, neighbours excluding the ticket."""
+    correct, confidence = [], []
+    for i, row in enumerate(rows):
+        proba = dict(zip(model.classes_, model.oof_proba_[i], strict=True))
+        neighbours = memory.search(vectors[i], NEIGHBOURS, exclude_id=row["id"])
+        decision, _ = router.decide(texts[i], proba, neighbours)
+        confidence.append(decision.confidence)
+        correct.append(decision.label == row["team"])
+    return choose_threshold(np.array(confidence), np.array(correct), target)
+
+
+def train_models(
+    rows: list[dict[str, Any]],
+    embedder: Embedder,
+    kb: KnowledgeBase,
+    *,
+    target: float = 0.9,
+    folds: int = 5,
+    seed: int = 42,
+) -> TriageModels:
+    """Fit category, priority and team ensembles on labelled tickets (dicts with title, body and labels)."""
+    if len(rows) < 10:
+        raise DataError("tickets", f"need at least 10 labelled tickets to train, got {len(rows)}")
+    for i, row in enumerate(rows):
+        missing = [f for f in FIELDS if not row.get(f)]
+        if missing:
+            raise DataError("tickets", f"row {i} (id {row.get('id')}) has no {', '.join(missing)}")
+    started = time.perf_counter()
+    texts = [ticket_text(r) for r in rows]
+    vectors = embedder.embed(texts)
+    memory = TicketMemory(embedder.dim)
+    memory.add(vectors, [{k: r.get(k) for k in ("id", "team", "category", "resolution")} for r in rows])
+    models: dict[str, EnsembleClassifier] = {}
+    thresholds: dict[str, ThresholdChoice] = {}
+    for name in FIELDS:
+        labels = [str(r[name]) for r in rows]
+        model = EnsembleClassifier(embedder, folds=folds, seed=seed).fit(texts, labels, vectors)
+        models[name] = model
+        predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
+        thresholds[name] = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), target)
+    thresholds["team"] = _team_threshold(rows, texts, vectors, models["team"], memory, Router(kb), target)
+    info = {
+        "n_train": len(rows),
+        "seconds": round(time.perf_counter() - started, 2),
+        "target_precision": target,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return TriageModels(models, thresholds, memory, embedder.name, info)
+
+
+def save_models(models: TriageModels, out: Path) -> None:
+    """Write to a temporary folder beside `out`, then swap it in: a failed save keeps the old models."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        vectors = models.memory.index.reconstruct_n(0, len(models.memory)) if len(models.memory) else None
+        joblib.dump(
+            {"fields": models.fields, "memory_vectors": vectors, "memory_records": models.memory.records},
+            tmp / "models.joblib",
+        )
+        manifest = {
+            "format": FORMAT,
+            "embedder": models.embedder_name,
+            "info": models.info,
+            "thresholds": {k: v.model_dump() for k, v in models.thresholds.items()},
+            "classes": {k: [str(c) for c in m.classes_] for k, m in models.fields.items()},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_models(path: Path, embedder: Embedder) -> TriageModels:
+    path = Path(path)
+    if not (path / "manifest.json").is_file():
+        raise ModelNotTrained(str(path))
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise DataError(str(path), f"model format {manifest.get('format')!r} is not {FORMAT!r}: retrain")
+    blob = joblib.load(path / "models.joblib")
+    memory = TicketMemory(embedder.dim)
+    if blob["memory_vectors"] is not None:
+        memory.add(blob["memory_vectors"], blob["memory_records"])
+    thresholds = {k: ThresholdChoice(**v) for k, v in manifest["thresholds"].items()}
+    models = TriageModels(blob["fields"], thresholds, memory, manifest["embedder"], manifest["info"])
+    return models.attach(embedder)

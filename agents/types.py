@@ -1,0 +1,91 @@
+"""Shared pydantic models: the ticket that comes in and the triage result that goes out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TITLE_CHARS = 500
+MAX_BODY_CHARS = 20_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Ticket(_Model):
+    """An incoming ticket. Text is untrusted; its size is bounded here, once."""
+
+    id: str | None = Field(default=None, max_length=128)
+    title: str = Field(default="", max_length=MAX_TITLE_CHARS)
+    body: str = Field(default="", max_length=MAX_BODY_CHARS)
+    requester: str | None = Field(default=None, max_length=256)
+    created_at: datetime | None = None
+    channel: str = Field(default="api", max_length=32)
+    metadata: dict[str, Any] = {}
+
+    @field_validator("title", "body")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        return value.replace("\x00", "")
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}".strip()
+
+
+class FieldDecision(_Model):
+    """One predicted field: the label, how sure, and which backend decided."""
+
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    backend: str
+    alternatives: dict[str, float] = {}
+    reasons: list[str] = []
+
+
+class KbRef(_Model):
+    doc_id: str
+    title: str
+    section: str
+    path: str
+    score: float
+
+
+class SimilarTicket(_Model):
+    id: str
+    score: float
+    team: str | None = None
+    category: str | None = None
+    resolution: str | None = None
+
+
+class Owner(_Model):
+    team: str
+    team_name: str
+    service: str | None = None
+    people: list[str] = []
+    on_call: str | None = None
+    escalation: str | None = None
+    channel: str | None = None
+    evidence: list[str] = []
+
+
+class TriageResult(_Model):
+    ticket_id: str | None
+    category: str
+    priority: str
+    team: str
+    owner: Owner
+    summary: str
+    kb_refs: list[KbRef] = []
+    similar_tickets: list[SimilarTicket] = []
+    possible_duplicate_of: str | None = None
+    confidence: dict[str, float]
+    backend: dict[str, str]
+    needs_human: bool
+    reasons: list[str] = []
+    suggested_reply: str | None = None
+    latency_ms: float = 0.0

@@ -1,0 +1,1 @@
+"""Offline evaluation: data sets, metrics, runners and reports for every backend."""
