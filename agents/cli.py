@@ -83,7 +83,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from evals.tables import read_rows
     from retrieval.corpus import content_hash, load_chunks
     from retrieval.embedders import make_embedder
-    from retrieval.hybrid import HybridSearcher
+    from retrieval.hybrid import HybridSearcher, Mode
     from retrieval.index import SopIndex
 
     kb = Path(args.kb)
@@ -91,7 +91,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     index = SopIndex.build(load_chunks(kb), make_embedder(args.embedder or "minilm"), content_hash=content_hash(kb))
     build_s = time.perf_counter() - started
-    modes = ["lexical", "dense", "hybrid"] if args.mode == "all" else [args.mode]
+    modes: list[Mode] = ["lexical", "dense", "hybrid"] if args.mode == "all" else [args.mode]
     metrics = evaluate_retrieval(HybridSearcher(index), pairs, args.query_field, args.target_field, modes)
     result = {
         **metrics[modes[-1]],

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=300, gt=0)
     breaker_failures: int = Field(default=3, gt=0)
     breaker_cooldown: float = Field(default=60.0, gt=0)
+    # the HTTP service (server.py)
+    auth_dev_mode: bool = False  # no API keys at all: only for a laptop, and logged loudly
+    rate_limit_per_second: float = Field(default=50.0, gt=0)  # per API key, token bucket
+    rate_limit_burst: int = Field(default=100, gt=0)
+    max_request_bytes: int = Field(default=4_000_000, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
 
     @property
     def index_dir(self) -> Path:

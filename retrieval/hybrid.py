@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,10 +52,10 @@ def clean_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:
     return query
 
 
-def rrf(rankings: list[list[int]], k: int = 60, weights: list[float] | None = None) -> dict[int, float]:
+def rrf(rankings: Sequence[Sequence[Hashable]], k: int = 60, weights: list[float] | None = None) -> dict[Any, float]:
     """Reciprocal rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1."""
     weights = weights or [1.0] * len(rankings)
-    fused: dict[int, float] = {}
+    fused: dict[Any, float] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + weight / (k + rank)

@@ -50,6 +50,7 @@ class SopIndex:
 
     def _make_faiss(self, vectors: np.ndarray) -> faiss.Index:
         dim = vectors.shape[1]
+        index: faiss.Index
         if self.approximate:
             index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = 64

@@ -163,3 +163,20 @@ def tiny_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def hashing_embedder() -> HashingEmbedder:
     return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def demo_rows() -> list[dict]:
+    """The demo tickets (written by the project), in file order."""
+    from agents.config import DEMO_TICKETS, read_jsonl
+
+    return read_jsonl(DEMO_TICKETS)
+
+
+@pytest.fixture(scope="session")
+def trained_service(tmp_path_factory: pytest.TempPathFactory):
+    """A real TriageService on the hashing embedder, trained once per session on the demo tickets."""
+    from agents.config import Settings, build_service
+
+    data_dir = tmp_path_factory.mktemp("triage-data")
+    return build_service(Settings(data_dir=data_dir, embedder="hashing", policy="classical_only"))
