@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agents.text_models import EnsembleClassifier
-from agents.types import FieldDecision, SimilarTicket, Ticket
+from agents.types import FieldDecision, LlmCall, SimilarTicket, Ticket
 from retrieval.hybrid import Hit
 
 
@@ -21,6 +21,8 @@ class TicketContext:
     vector: np.ndarray
     neighbours: list[SimilarTicket] = field(default_factory=list)
     kb_hits: list[Hit] = field(default_factory=list)
+    tfidf: Any = None  # the shared TF-IDF row of `text`, when the models share one featuriser
+    deadline: float | None = None  # time.monotonic() by which every LLM call for this ticket must be done
 
 
 class Classification(BaseModel):
@@ -28,6 +30,7 @@ class Classification(BaseModel):
 
     category: FieldDecision
     priority: FieldDecision
+    llm_calls: list[LlmCall] = []
 
 
 class Classifier(Protocol):
@@ -38,8 +41,8 @@ class Classifier(Protocol):
     def classify(self, ticket: Ticket, context: TicketContext) -> Classification: ...
 
 
-def decide(model: EnsembleClassifier, text: str, vector: np.ndarray, backend: str, top: int = 3) -> FieldDecision:
-    proba = model.predict_proba([text], vector.reshape(1, -1))[0]
+def decide(model: EnsembleClassifier, context: TicketContext, backend: str, top: int = 3) -> FieldDecision:
+    proba = model.predict_proba([context.text], context.vector.reshape(1, -1), context.tfidf)[0]
     order = np.argsort(-proba)
     alternatives = {str(model.classes_[i]): round(float(proba[i]), 4) for i in order[:top]}
     best = int(order[0])
@@ -62,6 +65,6 @@ class ClassicalClassifier:
 
     def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
         return Classification(
-            category=decide(self.category, context.text, context.vector, self.name),
-            priority=decide(self.priority, context.text, context.vector, self.name),
+            category=decide(self.category, context, self.name),
+            priority=decide(self.priority, context, self.name),
         )

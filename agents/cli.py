@@ -160,8 +160,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     rows = read_jsonl(Path(args.data)) if args.data else read_jsonl(settings.training_data)
+    if args.with_feedback:
+        from agents.review import feedback_training_rows
+        from agents.store import Store
+
+        reviewed = feedback_training_rows(Store.open(settings.data_dir, settings.database_url))
+        print(f"adding {len(reviewed)} ticket(s) people reviewed (POST /v1/feedback) to {len(rows)} rows")
+        rows = rows + reviewed
     embedder = make_embedder(settings.embedder)
-    models = train_models(rows, embedder, load_kb(settings.kb_dir), target=settings.precision_target)
+    models = train_models(
+        rows, embedder, load_kb(settings.kb_dir), target=settings.precision_target, folds=settings.train_folds
+    )
     out = Path(args.out) if args.out else settings.model_dir
     save_models(models, out)
     for name, choice in models.thresholds.items():
@@ -170,6 +179,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"coverage={choice.coverage:.3f}"
         )
     print(f"trained on {len(rows)} tickets in {models.info['seconds']} s; saved to {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from agents.auth import KeyRing
+    from agents.store import Store
+
+    for name in ("data_dir", "embedder"):  # the server process builds its Settings from the environment
+        if getattr(args, name, None):
+            os.environ[f"TRIAGE_{name.upper()}"] = str(getattr(args, name))
+    settings = _settings(args)
+    if not settings.auth_dev_mode:
+        store = Store.open(settings.data_dir, settings.database_url)
+        secret = KeyRing(store).ensure_admin()
+        store.close()
+        if secret:
+            print(f"first start: an admin API key was created; it is shown only now:\n\n    {secret}\n", flush=True)
+    uvicorn.run("server:create_app", factory=True, host=args.host, port=args.port)
     return 0
 
 
@@ -241,12 +272,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", choices=["minilm", "hashing"])
     p.add_argument("--out")
     p.set_defaults(func=cmd_eval_classify)
+    from evals.commands import add_parsers as add_eval_parsers
+
+    add_eval_parsers(ev, sub, _settings)  # eval run, eval gate, bench
 
     p = sub.add_parser("train", help="train the triage models on labelled tickets (JSONL)")
     p.add_argument("--data", help="JSONL with title, body, category, priority, team (default: demo tickets)")
     p.add_argument("--out")
     p.add_argument("--data-dir")
+    p.add_argument("--with-feedback", action="store_true", help="add tickets people corrected or accepted")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="run the HTTP service (API, console, metrics)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir")
+    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ticket", help="triage one ticket and print the result")
     p.add_argument("text", help="ticket body, or - to read standard input")
@@ -254,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_ticket)
+    from agents.digest_cli import add_parsers as add_digest_parsers
+
+    add_digest_parsers(sub, _settings)  # digest, scheduler, demo seed
+    from agents.ask_cli import add_parsers as add_ask_parsers
+
+    add_ask_parsers(sub, ev, _settings)  # ask, eval answers, eval owners
     return parser
 
 

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from agents.classify import Classification, Classifier, TicketContext
+from agents.llm_write import ReplyWriter, SummaryWriter
+from agents.policy import CircuitBreaker
 from agents.priority_rules import PriorityRules
 from agents.route import Router
 from agents.similar import TicketMemory
@@ -43,6 +45,10 @@ class TriageService:
         searcher: HybridSearcher | None = None,
         summariser: ExtractiveSummariser | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        summary_writer: SummaryWriter | None = None,
+        reply_writer: ReplyWriter | None = None,
+        llm_budget: float | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.kb = kb
         self.models = models
@@ -53,6 +59,10 @@ class TriageService:
         self.summariser = summariser or ExtractiveSummariser()
         self.rules = PriorityRules(kb.taxonomy)
         self.clock = clock
+        self.summary_writer = summary_writer or SummaryWriter(self.summariser)
+        self.reply_writer = reply_writer or ReplyWriter(kb)
+        self.llm_budget = llm_budget  # seconds of LLM time per ticket, shared by classify, summary and reply
+        self.breaker = breaker  # the LLM circuit breaker, for /metrics
         word_features = models.fields["category"].features_.transformer_list[0][1]
         self.vocabulary: dict[str, int] = word_features.vocabulary_
 
@@ -74,11 +84,15 @@ class TriageService:
         reasons: list[str] = []
         neighbours = self.memory.search(vector, NEIGHBOURS, exclude_id=ticket.id)
         hits = self.searcher.search(text, k=3, vector=vector) if self.searcher and text else []
-        context = TicketContext(text=text, vector=vector, neighbours=neighbours, kb_hits=hits)
+        team_model = self.models.fields["team"]
+        tfidf = team_model.features_.transform([text])  # shared by every field model
+        deadline = time.monotonic() + self.llm_budget if self.llm_budget else None
+        context = TicketContext(
+            text=text, vector=vector, neighbours=neighbours, kb_hits=hits, tfidf=tfidf, deadline=deadline
+        )
         classification: Classification = self.classifier.classify(ticket, context)
         priority = self.rules.apply(text, classification.priority)
-        team_model = self.models.fields["team"]
-        proba = team_model.predict_proba([text], vector.reshape(1, -1))[0]
+        proba = team_model.predict_proba([text], vector.reshape(1, -1), tfidf)[0]
         team, service = self.router.decide(text, dict(zip(team_model.classes_, proba, strict=True)), neighbours)
         owner = self.router.owner(team.label, service, self.clock())
         decisions = {"category": classification.category, "priority": priority, "team": team}
@@ -92,23 +106,34 @@ class TriageService:
         for decision in decisions.values():
             reasons.extend(decision.reasons)
         duplicate = next((n.id for n in neighbours if n.score >= DUPLICATE_SCORE), None)
+        summary = self.summary_writer.write(ticket, deadline)
+        reply = self.reply_writer.write(
+            ticket, classification.category.label, priority.label, team.label, hits, deadline
+        )
+        reasons = list(dict.fromkeys([*reasons, *summary.reasons, *reply.reasons]))  # one line per distinct reason
         return TriageResult(
             ticket_id=ticket.id,
             category=classification.category.label,
             priority=priority.label,
             team=team.label,
             owner=owner,
-            summary=self.summariser.summarise(ticket.title, ticket.body),
+            summary=summary.text,
             kb_refs=[
                 KbRef(doc_id=h.doc_id, title=h.title, section=h.section, path=h.path, score=h.score) for h in hits
             ],
             similar_tickets=neighbours,
             possible_duplicate_of=duplicate,
             confidence={k: d.confidence for k, d in decisions.items()},
-            backend={**{k: d.backend for k, d in decisions.items()}, "summary": self.summariser.name},
+            backend={
+                **{k: d.backend for k, d in decisions.items()},
+                "summary": summary.backend,
+                "reply": reply.backend,
+            },
             needs_human=needs_human,
             reasons=reasons,
+            suggested_reply=reply.text,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            llm_calls=[*classification.llm_calls, *summary.llm_calls, *reply.llm_calls],
         )
 
     def _abstain(self, decisions: dict[str, FieldDecision], reasons: list[str]) -> bool:

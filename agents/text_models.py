@@ -145,8 +145,10 @@ class EnsembleClassifier:
         svm_C: float = 0.5,
         embedding_C: float = 20.0,
         max_features: int = 300_000,
+        features: FeatureUnion | None = None,
     ) -> None:
         self.embedder = embedder
+        self.features = features  # a TF-IDF featuriser already fitted on the same texts, shared between fields
         self.folds = folds
         self.seed = seed
         self.svm_C = svm_C
@@ -162,18 +164,18 @@ class EnsembleClassifier:
             return _expand(np.log(head.predict_proba(X) + 1e-9), head.classes_, classes, np.log(1e-9))
         return _expand(head.decision_function(X), head.classes_, classes, -10.0)
 
-    def _matrices(self, texts: list[str], vectors: np.ndarray | None) -> list[Any]:
+    def _matrices(self, texts: list[str], vectors: np.ndarray | None, X: Any = None) -> list[Any]:
         if vectors is None:
             if self.embedder is None:
                 raise RuntimeError("EnsembleClassifier has no embedder: call attach() after loading")
             vectors = self.embedder.embed(texts)
-        return [self.features_.transform(texts), vectors]
+        return [self.features_.transform(texts) if X is None else X, vectors]
 
     def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None = None) -> EnsembleClassifier:
         self.classes_ = check_labels(labels)
         y_text = np.asarray(labels, dtype=object).astype(str)
         y = np.searchsorted(self.classes_, y_text)
-        self.features_ = tfidf_features(self.max_features).fit(texts)
+        self.features_ = self.features if self.features is not None else tfidf_features(self.max_features).fit(texts)
         matrices = self._matrices(texts, vectors)
         oof = [np.zeros((len(texts), len(self.classes_))) for _ in matrices]
         n_splits = int(max(2, min(self.folds, np.bincount(y).max())))
@@ -195,8 +197,9 @@ class EnsembleClassifier:
         self.heads_ = [make().fit(X, y_text) for make, X in zip(self._heads(), matrices, strict=True)]
         return self
 
-    def predict_proba(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        matrices = self._matrices(texts, vectors)
+    def predict_proba(self, texts: list[str], vectors: np.ndarray | None = None, X: Any = None) -> np.ndarray:
+        """Probabilities; `X` is `features_.transform(texts)` when the caller already computed it."""
+        matrices = self._matrices(texts, vectors, X)
         logits = sum(
             scale * self._scores(head, X, self.classes_)
             for scale, head, X in zip(self.scales_, self.heads_, matrices, strict=True)

@@ -18,11 +18,11 @@ from agents.calibration import ThresholdChoice, choose_threshold
 from agents.errors import DataError, ModelNotTrained
 from agents.route import Router
 from agents.similar import TicketMemory
-from agents.text_models import EnsembleClassifier
+from agents.text_models import EnsembleClassifier, tfidf_features
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
 
-FORMAT = "triage-models.v1"
+FORMAT = "triage-models.v2"  # v2: the field models share one TF-IDF featuriser
 FIELDS = ("category", "priority", "team")
 NEIGHBOURS = 5
 
@@ -95,9 +95,10 @@ def train_models(
     memory.add(vectors, [{k: r.get(k) for k in ("id", "team", "category", "resolution")} for r in rows])
     models: dict[str, EnsembleClassifier] = {}
     thresholds: dict[str, ThresholdChoice] = {}
+    features = tfidf_features().fit(texts)  # one vocabulary for all fields: the service transforms a ticket once
     for name in FIELDS:
         labels = [str(r[name]) for r in rows]
-        model = EnsembleClassifier(embedder, folds=folds, seed=seed).fit(texts, labels, vectors)
+        model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features).fit(texts, labels, vectors)
         models[name] = model
         predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
         thresholds[name] = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), target)

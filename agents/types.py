@@ -73,6 +73,22 @@ class Owner(_Model):
     evidence: list[str] = []
 
 
+class LlmCall(_Model):
+    """One use of the LLM for a ticket: which task, how long, what it cost, and whether its answer was used."""
+
+    task: str  # classify, summarise, reply
+    backend: str
+    ok: bool
+    latency_ms: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    mode: str | None = None  # the structured-output mode the endpoint accepted
+    error: str | None = None
+    # for the audit trail, not for API responses: the (redacted) text that left, and what came back
+    input: str | None = Field(default=None, exclude=True, repr=False)
+    output: str | None = Field(default=None, exclude=True, repr=False)
+
+
 class TriageResult(_Model):
     ticket_id: str | None
     category: str
@@ -89,3 +105,4 @@ class TriageResult(_Model):
     reasons: list[str] = []
     suggested_reply: str | None = None
     latency_ms: float = 0.0
+    llm_calls: list[LlmCall] = []

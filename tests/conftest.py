@@ -179,4 +179,24 @@ def trained_service(tmp_path_factory: pytest.TempPathFactory):
     from agents.config import Settings, build_service
 
     data_dir = tmp_path_factory.mktemp("triage-data")
-    return build_service(Settings(data_dir=data_dir, embedder="hashing", policy="classical_only"))
+    return build_service(Settings(data_dir=data_dir, embedder="hashing", policy="classical_only", train_folds=3))
+
+
+@pytest.fixture(scope="session")
+def served_data_dir(trained_service, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with the session's trained models and SOP index; servers started by tests copy it."""
+    from agents.training import save_models
+
+    root = tmp_path_factory.mktemp("served-data")
+    save_models(trained_service.models, root / "models")
+    trained_service.searcher.index.save(root / "index")
+    return root
+
+
+@pytest.fixture(scope="session")
+def served_answerer(trained_service, served_data_dir: Path):
+    """The `ask` path on the session's SOP index and embedder, built once for every app a test creates."""
+    from agents.config import Settings, build_answerer
+
+    settings = Settings(data_dir=served_data_dir, embedder="hashing", policy="classical_only")
+    return build_answerer(settings, embedder=trained_service.embedder)

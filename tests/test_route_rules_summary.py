@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from agents.priority_rules import PriorityRules
-from agents.route import RouteWeights, Router, ServiceMatcher, combine_team_scores
+from agents.route import Router, RouteWeights, ServiceMatcher, combine_team_scores
 from agents.summarise import ExtractiveSummariser
 from agents.types import FieldDecision, SimilarTicket
 from kb.loader import load_kb
@@ -73,8 +73,11 @@ def test_rules_never_lower_a_priority(kb) -> None:
 @pytest.mark.parametrize(
     ("title", "body"),
     [
-        ("Printer", "Hi team,\nThe printer on floor 2 jams every time I print labels. I tried restarting it twice. "
-         "It shows error E-204 and the tray light blinks. Thanks\nMaria"),
+        (
+            "Printer",
+            "Hi team,\nThe printer on floor 2 jams every time I print labels. I tried restarting it twice. "
+            "It shows error E-204 and the tray light blinks. Thanks\nMaria",
+        ),
         ("", "word " * 400),
         ("", ""),
         ("", "😀😀😀 !!!"),
@@ -88,7 +91,9 @@ def test_summaries_are_short_and_never_empty(title: str, body: str) -> None:
 
 
 def test_summary_keeps_the_central_sentence() -> None:
-    body = ("Hello,\nOutlook stopped receiving mail this morning. It shows disconnected in the status bar. "
-            "I am in the Leeds office today. Kind regards, Tom")
+    body = (
+        "Hello,\nOutlook stopped receiving mail this morning. It shows disconnected in the status bar. "
+        "I am in the Leeds office today. Kind regards, Tom"
+    )
     summary = ExtractiveSummariser().summarise("", body)
     assert "Outlook" in summary and "Kind regards" not in summary

@@ -1,0 +1,215 @@
+"""Policies around the LLM: a circuit breaker, fallback on named errors, and the classical-first cascade."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from agents.classify import Classification, Classifier, TicketContext
+from agents.errors import BackendUnavailable, InvalidModelOutput
+from agents.llm import NoTimeLeft
+from agents.types import FieldDecision, LlmCall, Ticket
+
+FALLBACK_ON: tuple[type[Exception], ...] = (BackendUnavailable, InvalidModelOutput)  # UnknownLabel included
+FIELDS = ("category", "priority")
+T = TypeVar("T")
+
+
+class CircuitBreaker:
+    """After `failures` consecutive failures the LLM is not called for `cooldown` seconds; then one trial call."""
+
+    def __init__(self, failures: int = 3, cooldown: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        if failures < 1 or cooldown <= 0:
+            raise ValueError("failures must be >= 1 and cooldown > 0")
+        self.failures = failures
+        self.cooldown = cooldown
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._consecutive = 0
+        self._opened_at: float | None = None
+        self._trial_at: float | None = None  # when the half-open trial call was let through
+        self.times_opened = 0
+        self.last_error: str | None = None
+
+    def _state(self, now: float) -> str:
+        if self._opened_at is None:
+            return "closed"
+        return "half_open" if now - self._opened_at >= self.cooldown else "open"
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state(self.clock())
+
+    def allow(self) -> bool:
+        """May a call go out now? In half-open state one trial at a time (a lost trial frees up after a cool-down)."""
+        with self._lock:
+            now = self.clock()
+            state = self._state(now)
+            if state == "closed":
+                return True
+            if state == "half_open" and (self._trial_at is None or now - self._trial_at >= self.cooldown):
+                self._trial_at = now
+                return True
+            return False
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._consecutive, self._opened_at, self._trial_at = 0, None, None
+
+    def record_failure(self, error: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._consecutive += 1
+            self.last_error = error[:300]
+            trial_failed = self._trial_at is not None
+            if trial_failed or (self._opened_at is None and self._consecutive >= self.failures):
+                if self._opened_at is None:
+                    self.times_opened += 1
+                self._opened_at, self._trial_at = now, None
+
+    def retry_in(self) -> float:
+        with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            return max(0.0, self._opened_at + self.cooldown - self.clock())
+
+    def describe(self) -> str:
+        return (
+            f"circuit open after {self._consecutive} consecutive LLM failures (last: {self.last_error}); "
+            f"next try in {self.retry_in():.0f}s"
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """For /metrics: state, failure count, when the next trial may go out."""
+        return {
+            "state": self.state,
+            "consecutive_failures": self._consecutive,
+            "failures_to_open": self.failures,
+            "cooldown_s": self.cooldown,
+            "retry_in_s": round(self.retry_in(), 1),
+            "times_opened": self.times_opened,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class Attempt(Generic[T]):
+    """What a guarded LLM call gave: a value, or None with the reason and the failed call."""
+
+    value: T | None
+    reason: str | None = None
+    calls: list[LlmCall] = field(default_factory=list)
+
+
+class LlmGuard:
+    """Runs an LLM-backed function unless the breaker is open; the named errors become a reason, not a crash."""
+
+    def __init__(
+        self, backend: str, breaker: CircuitBreaker | None = None, fallback_on: Iterable[type[Exception]] = FALLBACK_ON
+    ) -> None:
+        self.backend = backend
+        self.breaker = breaker
+        self.fallback_on = tuple(fallback_on)
+
+    def run(self, task: str, fn: Callable[[], T]) -> Attempt[T]:
+        if self.breaker is not None and not self.breaker.allow():
+            return Attempt(None, f"{self.backend} not called: {self.breaker.describe()}")
+        started = time.perf_counter()
+        try:
+            value = fn()
+        except self.fallback_on as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            if self.breaker is not None and not isinstance(exc, NoTimeLeft):
+                self.breaker.record_failure(error)
+            call = LlmCall(
+                task=task,
+                backend=self.backend,
+                ok=False,
+                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                error=error,
+            )
+            return Attempt(None, f"{self.backend} failed for {task} ({error})", [call])
+        if self.breaker is not None:
+            self.breaker.record_success()
+        return Attempt(value)
+
+
+def as_fallback(decision: FieldDecision, reason: str) -> FieldDecision:
+    """The same decision, marked as a fallback in its backend and its reasons."""
+    return decision.model_copy(
+        update={"backend": f"{decision.backend} (fallback)", "reasons": [*decision.reasons, reason]}
+    )
+
+
+class FallbackClassifier:
+    """The primary (LLM) classifier, and the fallback's answer when it fails with one of the named errors."""
+
+    def __init__(
+        self,
+        primary: Classifier,
+        fallback: Classifier,
+        fallback_on: Iterable[type[Exception]] = FALLBACK_ON,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        self.name = f"{primary.name}, fallback {fallback.name}"
+        self.guard = LlmGuard(primary.name, breaker, fallback_on)
+
+    def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
+        attempt = self.guard.run("classify", lambda: self.primary.classify(ticket, context))
+        if attempt.value is not None:
+            return attempt.value
+        backup = self.fallback.classify(ticket, context)
+        reason = f"{attempt.reason}: {self.fallback.name} decided"
+        return Classification(
+            **{f: as_fallback(getattr(backup, f), reason) for f in FIELDS},
+            llm_calls=[*backup.llm_calls, *attempt.calls],
+        )
+
+
+class CascadeClassifier:
+    """Classical first; the LLM decides only the fields whose classical confidence is under the threshold."""
+
+    def __init__(
+        self,
+        classical: Classifier,
+        llm: Classifier,
+        thresholds: dict[str, float],
+        fallback_on: Iterable[type[Exception]] = FALLBACK_ON,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.classical = classical
+        self.llm = llm
+        self.thresholds = thresholds
+        self.breaker = breaker
+        self.name = f"cascade {classical.name} -> {llm.name}"
+        self.guard = LlmGuard(llm.name, breaker, fallback_on)
+
+    def unsure(self, result: Classification) -> dict[str, FieldDecision]:
+        return {f: d for f in FIELDS if (d := getattr(result, f)).confidence < self.thresholds.get(f, float("-inf"))}
+
+    def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
+        base = self.classical.classify(ticket, context)
+        unsure = self.unsure(base)
+        if not unsure:
+            return base
+        attempt = self.guard.run("classify", lambda: self.llm.classify(ticket, context))
+        decided = {f: getattr(base, f) for f in FIELDS}
+        if attempt.value is None:
+            for f, d in unsure.items():
+                decided[f] = as_fallback(d, f"{attempt.reason}: kept the classical {f}")
+            return Classification(**decided, llm_calls=[*base.llm_calls, *attempt.calls])
+        for f, d in unsure.items():
+            llm = getattr(attempt.value, f)
+            why = (
+                f"classical {f} {d.label} at {d.confidence:.2f} is under the threshold {self.thresholds[f]:.2f}: "
+                f"{self.llm.name} decided {llm.label}"
+            )
+            decided[f] = llm.model_copy(update={"alternatives": d.alternatives, "reasons": [*llm.reasons, why]})
+        return Classification(**decided, llm_calls=[*base.llm_calls, *attempt.value.llm_calls])

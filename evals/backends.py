@@ -1,0 +1,201 @@
+"""Backends the eval runner can score, by name: classical, the full service, the TF-IDF + LR reference, plug-ins."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from agents.calibration import choose_threshold
+from agents.text_models import EnsembleClassifier
+from evals.specs import DatasetSpec, Table
+from retrieval.embedders import Embedder
+
+REFERENCE = "tfidf_lr"
+PLUGIN_MODULE = "evals.llm_eval"
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    decided_by: str  # the backend that answered this field (e.g. classical:ensemble, llm:qwen)
+
+
+@dataclass
+class RowOutput:
+    """One ticket's answer: a prediction per field, and what it cost. A missing field counts as a failure."""
+
+    fields: dict[str, Prediction] = field(default_factory=dict)
+    llm_calls: int = 0
+    tokens: int = 0
+    error: str | None = None
+
+
+class EvalBackend(Protocol):
+    """What the runner scores. `thresholds` (field -> abstention threshold) must be chosen on training rows only.
+
+    A plug-in module (evals/llm_eval.py) may provide `make_backend(name, *, settings, embedder, chat) -> EvalBackend`
+    for the names `llm` and `cascade`; raising BackendUnavailable there reports the backend as skipped.
+    """
+
+    name: str
+    batch_size: int
+    thresholds: dict[str, float]
+
+    def fit(self, train: Table, vectors: np.ndarray | None) -> None: ...
+
+    def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]: ...
+
+
+@dataclass
+class Skipped:
+    reason: str
+
+
+class ClassicalBackend:
+    """One calibrated TF-IDF + embedding ensemble per field; thresholds from its out-of-fold training rows."""
+
+    name = "classical"
+    batch_size = 256
+
+    def __init__(self, embedder: Embedder, *, folds: int = 5, target: float = 0.9) -> None:
+        self.embedder = embedder
+        self.folds = folds
+        self.target = target
+        self.thresholds: dict[str, float] = {}
+        self.models: dict[str, EnsembleClassifier] = {}
+
+    def fit(self, train: Table, vectors: np.ndarray | None) -> None:
+        for name, labels in train.labels.items():
+            model = EnsembleClassifier(self.embedder, folds=self.folds).fit(train.texts, labels, vectors)
+            predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
+            choice = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), self.target)
+            self.models[name], self.thresholds[name] = model, choice.threshold
+
+    def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
+        vectors = self.embedder.embed([t or " " for t in texts])
+        out = [RowOutput() for _ in texts]
+        for name, model in self.models.items():
+            proba = model.predict_proba(texts, vectors)
+            for row, p in zip(out, proba, strict=True):
+                best = int(p.argmax())
+                row.fields[name] = Prediction(str(model.classes_[best]), float(p[best]), "classical:ensemble")
+        return out
+
+
+class TfidfLrBackend:
+    """The reference measured in every run: word TF-IDF and logistic regression, nothing else."""
+
+    name = REFERENCE
+    batch_size = 1024
+
+    def __init__(self) -> None:
+        self.thresholds: dict[str, float] = {}
+        self.models: dict[str, Any] = {}
+
+    def fit(self, train: Table, vectors: np.ndarray | None) -> None:
+        for name, labels in train.labels.items():
+            model = make_pipeline(TfidfVectorizer(sublinear_tf=True), LogisticRegression(max_iter=2000))
+            self.models[name] = model.fit(train.texts, labels)
+
+    def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
+        out = [RowOutput() for _ in texts]
+        for name, model in self.models.items():
+            proba = model.predict_proba(texts)
+            for row, p in zip(out, proba, strict=True):
+                best = int(p.argmax())
+                row.fields[name] = Prediction(str(model.classes_[best]), float(p[best]), REFERENCE)
+        return out
+
+
+def _chat(settings: Any) -> Any:
+    """The configured OpenAI-compatible chat model, or the reason there is none."""
+    from agents.llm import OpenAICompatibleChat
+    from agents.llm_setup import url_problem
+
+    if not settings.llm_model:
+        return Skipped("no LLM configured: set TRIAGE_LLM_MODEL (and TRIAGE_LLM_BASE_URL for a local server)")
+    problem = url_problem(settings.llm_base_url)
+    if problem:
+        return Skipped(problem)
+    key = settings.llm_api_key or getattr(settings, "openai_api_key", None)
+    return OpenAICompatibleChat(
+        settings.llm_model,
+        base_url=settings.llm_base_url,
+        api_key=key,
+        timeout=settings.llm_timeout,
+        max_tokens=settings.llm_max_tokens,
+    )
+
+
+def _llm_backend(
+    name: str, spec: DatasetSpec, settings: Any, embedder: Embedder, chat: Any, folds: int | None
+) -> EvalBackend | Skipped:
+    """`cascade` and `llm`: from evals/llm_eval.py when it exists, else the service's own LLM path (demo taxonomy)."""
+    from agents.errors import BackendUnavailable
+
+    try:
+        module: Any = importlib.import_module(PLUGIN_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != PLUGIN_MODULE:
+            raise
+        module = None
+    make = getattr(module, "make_backend", None)
+    if chat is None:
+        chat = _chat(settings)
+        if isinstance(chat, Skipped):
+            return chat
+    if make is not None:
+        try:
+            backend: EvalBackend = make(name, settings=settings, embedder=embedder, chat=chat)
+        except BackendUnavailable as exc:
+            return Skipped(str(exc))
+        return backend
+    if not spec.kb:
+        return Skipped(
+            f"the built-in {name} backend classifies in the demo taxonomy only; other label sets need "
+            f"{PLUGIN_MODULE}.make_backend(name, *, settings, embedder, chat), not in this tree"
+        )
+    return _service(name, spec, settings, embedder, chat, folds)
+
+
+def _service(
+    name: str, spec: DatasetSpec, settings: Any, embedder: Embedder, chat: Any, folds: int | None
+) -> EvalBackend | Skipped:
+    from evals.service_backend import FIELDS, Policy, ServiceBackend
+
+    missing = set(FIELDS) - set(spec.labels)
+    if not spec.kb or missing:
+        return Skipped(f"the full service needs demo-taxonomy labels (spec kb: true) for {', '.join(FIELDS)}")
+    policy: Policy = "classical" if name == "service" else ("cascade" if name == "cascade" else "llm")
+    return ServiceBackend(embedder, settings, policy=policy, chat=chat, folds=folds or spec.folds)
+
+
+BACKEND_NAMES = ("classical", "service", "cascade", "llm", REFERENCE)
+
+
+def make_backend(
+    name: str,
+    spec: DatasetSpec,
+    *,
+    settings: Any,
+    embedder: Embedder,
+    folds: int | None = None,
+    chat: Any = None,
+) -> EvalBackend | Skipped:
+    """The named backend for one data set, or the reason it cannot run there (never a stand-in)."""
+    if name == "classical":
+        return ClassicalBackend(embedder, folds=folds or spec.folds, target=settings.precision_target)
+    if name == REFERENCE:
+        return TfidfLrBackend()
+    if name == "service":
+        return _service(name, spec, settings, embedder, None, folds)
+    if name in ("cascade", "llm"):
+        return _llm_backend(name, spec, settings, embedder, chat, folds)
+    raise ValueError(f"unknown backend {name!r}: choose from {', '.join(BACKEND_NAMES)}")

@@ -1,0 +1,171 @@
+"""Classical-only, llm_first and cascade side by side on one held-out split, against the configured LLM endpoint.
+
+    TRIAGE_LLM_BASE_URL=http://127.0.0.1:8088/v1 TRIAGE_LLM_MODEL=qwen2.5-1.5b \\
+        .venv/bin/python scripts/eval_llm.py evals/datasets/demo_tickets.v1.yaml --test 300 --out evals/reports/llm
+
+The classical model is fitted once on the training rows; the llm policy asks the LLM about every test ticket and
+the cascade only about fields whose classical confidence is under the threshold chosen on training rows. At
+temperature 0 the same prompt gives the same answer, so the cascade replays the llm policy's answers (with their
+measured latency) instead of asking twice. Ctrl-C writes the tickets scored so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.config import Settings  # noqa: E402
+from evals.backends import ClassicalBackend, RowOutput  # noqa: E402
+from evals.llm_eval import CachingChat, LlmPolicyBackend, chat_from_settings  # noqa: E402
+from evals.metrics import classification_report, latency_summary  # noqa: E402
+from evals.specs import Table, load_spec, read_table, split_indices  # noqa: E402
+
+
+def split(table: Table, field: str, n_test: int, seed: int, train_limit: int | None) -> tuple[Table, Table]:
+    train_idx, test_idx = split_indices(table.labels[field], min(0.9, n_test / len(table)), seed)
+    test_idx = sorted(test_idx)[:n_test] if len(test_idx) > n_test else test_idx
+    if train_limit and len(train_idx) > train_limit:
+        train_idx = random.Random(seed).sample(list(train_idx), train_limit)
+    return table.take(list(train_idx)), table.take(list(test_idx))
+
+
+def policy_figures(name: str, outputs: list[RowOutput], test: Table, latency: list[float], stats: dict) -> dict:
+    n = len(outputs)
+    out: dict[str, Any] = {"policy": name, "n": n, **latency_summary(latency)}
+    out["latency_ms_mean"] = round(sum(latency) / n, 1) if n else None
+    for field in test.labels:
+        pred = [o.fields[field].label if field in o.fields else "<failed>" for o in outputs]
+        report = classification_report(test.labels[field][:n], pred)
+        out[field] = {"accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4)}
+        decided = [o.fields[field].decided_by for o in outputs if field in o.fields]
+        out[field]["decided_by"] = {b: decided.count(b) for b in sorted(set(decided))}
+    if stats:
+        answered = stats.get("valid_first_try", 0) + stats.get("valid_after_reask", 0) + stats.get("invalid", 0)
+        out.update(
+            tickets_to_llm_per_100=round(100 * stats.get("llm_tickets", 0) / n, 1) if n else 0,
+            llm_calls_per_100=round(100 * stats.get("llm_requests", 0) / n, 1) if n else 0,
+            fallback_rate=round(stats.get("fallbacks", 0) / n, 4) if n else 0,
+            json_valid_first_try=round(stats.get("valid_first_try", 0) / answered, 4) if answered else None,
+            json_valid_after_reask=round((answered - stats.get("invalid", 0)) / answered, 4) if answered else None,
+            stats=dict(stats),
+        )
+    return out
+
+
+def alone(outputs: list[RowOutput]) -> list[RowOutput]:
+    """The LLM without its fallback: a ticket the LLM failed on is a failed row (scored wrong)."""
+    return [RowOutput() if any("(fallback)" in p.decided_by for p in o.fields.values()) else o for o in outputs]
+
+
+def subset_accuracy(field: str, outputs: dict[str, list[RowOutput]], test: Table) -> dict[str, Any]:
+    """On the tickets where the cascade asked the LLM: how classical alone and the cascade did there."""
+    idx = [i for i, o in enumerate(outputs["cascade"]) if "llm:" in o.fields[field].decided_by]
+    if not idx:
+        return {"n": 0}
+    truth = [test.labels[field][i] for i in idx]
+
+    def acc(name: str) -> float:
+        hits = sum(outputs[name][i].fields[field].label == t for i, t in zip(idx, truth, strict=True))
+        return round(hits / len(idx), 4)
+
+    return {"n": len(idx), "classical": acc("classical"), "cascade_llm": acc("cascade")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("spec")
+    ap.add_argument("--test", type=int, default=300, help="held-out tickets to score")
+    ap.add_argument("--train-limit", type=int, help="train on a seeded sample of at most N rows")
+    ap.add_argument("--fields", help="comma-separated label fields (default: all of the spec's but team)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    from kb.loader import load_kb
+    from retrieval.corpus import load_chunks
+    from retrieval.embedders import make_embedder
+    from retrieval.hybrid import HybridSearcher
+    from retrieval.index import SopIndex
+
+    settings = Settings()
+    spec = load_spec(args.spec)
+    table, _ = read_table(spec, spec.path)
+    fields = args.fields.split(",") if args.fields else [f for f in spec.labels if f != "team"]
+    table = Table(table.rows, table.texts, {f: table.labels[f] for f in fields})
+    train, test = split(table, spec.split.stratify or fields[0], args.test, args.seed, args.train_limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chat = CachingChat(chat_from_settings(settings), out / f"{spec.id}.replies.jsonl")  # resumable
+    embedder = make_embedder(args.embedder)
+    started = time.perf_counter()
+    classical = ClassicalBackend(embedder, folds=args.folds, target=settings.precision_target)
+    vectors = embedder.embed([t or " " for t in train.texts])
+    classical.fit(train, vectors)
+    print(f"{spec.id}: fitted classical on {len(train)} rows in {time.perf_counter() - started:.0f}s", flush=True)
+    kb = load_kb(settings.kb_dir) if spec.kb else None
+    searcher = HybridSearcher(SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder)) if spec.kb else None
+    policies = {
+        name: LlmPolicyBackend(name, chat, embedder, kb=kb, searcher=searcher, classical=classical)
+        for name in ("llm_first", "cascade")
+    }
+    for backend in policies.values():
+        backend.fit(train, vectors)
+        backend.labeller.timeout = settings.llm_timeout  # the per-ticket budget, as in the service
+    outputs: dict[str, list[RowOutput]] = {"classical": [], "llm_first": [], "cascade": []}
+    classical_ms: list[float] = []
+    started = time.perf_counter()
+    try:
+        for i, (row, text) in enumerate(zip(test.rows, test.texts, strict=True), 1):
+            t0 = time.perf_counter()
+            outputs["classical"].extend(classical.predict([row], [text]))
+            classical_ms.append((time.perf_counter() - t0) * 1000)
+            for name, backend in policies.items():
+                outputs[name].extend(backend.predict([row], [text]))
+            if i % 25 == 0 or i == len(test):
+                print(f"  {i}/{len(test)} tickets, {time.perf_counter() - started:.0f}s", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: writing the tickets scored so far", flush=True)
+    n = len(outputs["cascade"])
+    outputs = {k: v[:n] for k, v in outputs.items()}
+    result = {
+        "spec": spec.id,
+        "model": chat.name,
+        "base_url": settings.llm_base_url,
+        "timeout_s": settings.llm_timeout,
+        "n_train": len(train),
+        "n_test": n,
+        "partial": n < len(test),
+        "fields": fields,
+        "embedder": embedder.name,
+        "thresholds": classical.thresholds,
+        "live_llm_requests": chat.live_calls,
+        "replayed_from_earlier_runs": len(chat.cache) - chat.live_calls,
+        "seconds": round(time.perf_counter() - started, 1),
+        "policies": [
+            policy_figures("classical", outputs["classical"], test, classical_ms[:n], {}),
+            *(policy_figures(k, outputs[k], test, b.latency_ms[:n], b.stats) for k, b in policies.items()),
+            policy_figures("llm_alone", alone(outputs["llm_first"]), test, policies["llm_first"].latency_ms[:n], {}),
+        ],
+        "cascade_llm_subset": {f: subset_accuracy(f, outputs, test) for f in fields},
+    }
+    path = out / f"{spec.id}.json"
+    path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    for p in result["policies"]:
+        accs = " ".join(f"{f}={p[f]['accuracy']:.3f}" for f in fields)
+        extra = f" llm_calls/100={p.get('llm_calls_per_100')} fallback={p.get('fallback_rate')}" if "stats" in p else ""
+        print(f"{p['policy']:9s} {accs} p50={p.get('latency_ms_p50')}ms{extra}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

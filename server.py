@@ -1,0 +1,328 @@
+"""The HTTP service: REST API, web console and metrics around the triage engine (run by `triage serve`)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from agents.api_errors import ApiError, BodyLimit, install_error_handlers
+from agents.ask_routes import add_ask_routes
+from agents.auth import Gate, KeyRing, NewApiKey, Principal, RateLimiter, Scope
+from agents.config import Settings, build_answerer, build_service
+from agents.console import console_router
+from agents.desk import Desk
+from agents.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
+from agents.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
+from agents.review import Review
+from agents.store import IdempotencyConflict, InvalidChange, Store, TicketBusy, TicketNotFound
+from agents.types import Ticket, TriageResult
+
+log = logging.getLogger("triage.server")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Out):
+    """Every error: a stable `code` to branch on, a `message` for people, and schema problems in `detail`."""
+
+    code: str
+    message: str
+    detail: list[dict[str, Any]] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in {
+        400: "malformed JSON or a body that is not UTF-8",
+        401: "no API key, or an unknown or revoked one",
+        403: "the key lacks the scope this route needs",
+        404: "no such ticket, key or route",
+        409: "idempotency key reused with another body, or the ticket is still being triaged",
+        413: "the request body is over the size limit",
+        422: "the request does not match the schema, or names a label outside the taxonomy",
+        429: "rate limit of the key reached; see Retry-After",
+    }.items()
+}
+
+
+class TriageBatchOut(_Out):
+    results: list[TriageResult]
+
+
+class TicketsOut(_Out):
+    tickets: list[TicketRecord]
+
+
+class FeedbackOut(_Out):
+    feedback: list[FeedbackRecord]
+
+
+@dataclass
+class Core:
+    """Everything the routes use, built once in the lifespan."""
+
+    settings: Settings
+    store: Store
+    service: Any
+    desk: Desk
+    review: Review
+    gate: Gate
+    keys: KeyRing
+    metrics: ServiceMetrics
+    answerer: Any
+    started: float
+    recovered: int = 0
+
+
+def core(request: Request) -> Core:
+    return request.app.state.core  # type: ignore[no-any-return]
+
+
+def need(scope: Scope):  # type: ignore[no-untyped-def]
+    async def check(request: Request) -> Principal:
+        host = request.client.host if request.client else "-"
+        return core(request).gate.check(request.headers, scope, host)
+
+    return Depends(check)
+
+
+def body_hash(model: BaseModel) -> str:
+    return hashlib.sha256(json.dumps(model.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def idempotency(value: str | None) -> str | None:
+    if value is not None and not (0 < len(value) <= 200 and value.isprintable()):
+        raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+    return value
+
+
+def check_batch(size: int, limit: int) -> None:
+    if size == 0:
+        raise ApiError(422, "empty_batch", "the batch holds no tickets")
+    if size > limit:
+        raise ApiError(422, "batch_too_large", f"a batch holds at most {limit} tickets, got {size}")
+
+
+def breaker_of(service: Any) -> Any:
+    """The LLM circuit breaker, where the engine has one (on the service or its classifier)."""
+    for owner in (service, getattr(service, "classifier", None), getattr(service, "policy", None)):
+        breaker = getattr(owner, "breaker", None)
+        if breaker is not None and hasattr(breaker, "state"):
+            return breaker
+    return None
+
+
+def create_app(settings: Settings | None = None, *, service: Any = None, answerer: Any = None) -> FastAPI:
+    """The app; the store, models and index are loaded (or built) in the lifespan, never at import.
+    `service` (a TriageService) and `answerer` (an Answerer) may be passed in ready-made."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.embedder == "minilm" and service is None:
+            import torch  # the server batches requests itself; torch's own threads only contend with it
+
+            torch.set_num_threads(settings.torch_threads)
+        store = await asyncio.to_thread(Store.open, settings.data_dir, settings.database_url)
+        engine = service if service is not None else await asyncio.to_thread(build_service, settings)
+        answers = answerer or await asyncio.to_thread(build_answerer, settings, embedder=engine.embedder)
+        breaker = breaker_of(engine)
+        if breaker is not None:
+            metrics.breaker_state = lambda: str(getattr(breaker.state, "value", breaker.state))
+        metrics.ticket_counts = store.count_by_status
+        desk = Desk(store, engine, metrics)
+        keys = KeyRing(store)
+        gate = Gate(
+            keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst), settings.auth_dev_mode
+        )
+        if settings.auth_dev_mode:
+            log.warning("=" * 72)
+            log.warning("AUTH DEV MODE: every request is allowed WITHOUT an API key (TRIAGE_AUTH_DEV_MODE=true).")
+            log.warning("Never expose this server beyond your own machine.")
+            log.warning("=" * 72)
+        elif not keys.count_active():
+            log.warning("no active API key: every API call will get 401; `triage serve` creates one on first start")
+        state = Core(settings, store, engine, desk, Review(store, engine.kb), gate, keys, metrics, answers, time.time())
+        state.recovered = await asyncio.to_thread(desk.recover)
+        if state.recovered:
+            log.warning("recovered %d ticket(s) left `received` by an earlier crash", state.recovered)
+        await desk.batcher.start()
+        app.state.core = state
+        try:
+            yield
+        finally:
+            await desk.batcher.stop()
+            store.close()
+
+    app = FastAPI(
+        responses=ERRORS,
+        title="Kestrel triage",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="AI triage for IT helpdesks: classify, prioritise, route and summarise tickets.",
+    )
+    install_error_handlers(
+        app,
+        {
+            TicketNotFound: (404, "ticket_not_found"),
+            IdempotencyConflict: (409, "idempotency_conflict"),
+            TicketBusy: (409, "ticket_busy"),
+            InvalidChange: (422, "invalid_change"),
+        },
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.include_router(console_router(need, dev_mode=settings.auth_dev_mode, ask=True))
+    add_api_routes(app)
+    add_ask_routes(app, need)
+    return app
+
+
+REPLAY: dict[str, Any] = {"description": "a replay of an earlier request with the same Idempotency-Key"}
+IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+TriageKey = Annotated[Principal, need("triage")]
+
+
+def add_api_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        c = core(request)
+        try:
+            counts = await asyncio.to_thread(c.store.count_by_status)
+        except Exception as exc:  # the database went away
+            return JSONResponse({"code": "not_ready", "message": f"ticket store: {type(exc).__name__}"}, 503)
+        searcher = getattr(c.service, "searcher", None)
+        return JSONResponse(
+            {
+                "status": "ready",
+                "embedder": getattr(c.service.embedder, "name", "?"),
+                "index_chunks": len(searcher.index) if searcher is not None else 0,
+                "models": {k: v.threshold for k, v in c.service.models.thresholds.items()},
+                "tickets": counts,
+                "recovered_at_start": c.recovered,
+                "auth_dev_mode": c.settings.auth_dev_mode,
+            }
+        )
+
+    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[need("read")])
+    async def metrics(request: Request) -> Response:
+        return Response(core(request).metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/v1/triage", tags=["triage"])
+    async def triage(request: Request, ticket: Ticket, _: TriageKey) -> TriageResult:
+        return (await core(request).desk.triage([ticket]))[0]
+
+    @app.post("/v1/triage/batch", tags=["triage"])
+    async def triage_batch(request: Request, batch: TicketBatch, _: TriageKey) -> TriageBatchOut:
+        check_batch(len(batch.tickets), core(request).settings.max_batch)
+        return TriageBatchOut(results=await core(request).desk.triage(batch.tickets))
+
+    @app.post("/v1/tickets", tags=["tickets"], status_code=201, responses={200: REPLAY | {"model": TicketRecord}})
+    async def create_ticket(
+        request: Request, response: Response, ticket: Ticket, who: TriageKey, key: IdemHeader = None
+    ) -> TicketRecord:
+        records, replay = await core(request).desk.submit(
+            [ticket], idempotency(key), body_hash(ticket), who.key_id, batch=False
+        )
+        if replay:
+            response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        return records[0]
+
+    @app.post("/v1/tickets/batch", tags=["tickets"], status_code=201, responses={200: REPLAY | {"model": TicketsOut}})
+    async def create_tickets(
+        request: Request, response: Response, batch: TicketBatch, who: TriageKey, key: IdemHeader = None
+    ) -> TicketsOut:
+        check_batch(len(batch.tickets), core(request).settings.max_batch)
+        records, replay = await core(request).desk.submit(
+            batch.tickets, idempotency(key), body_hash(batch), who.key_id, batch=True
+        )
+        if replay:
+            response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        return TicketsOut(tickets=records)
+
+    @app.get("/v1/tickets", tags=["tickets"], dependencies=[need("read")])
+    async def list_tickets(
+        request: Request,
+        status: Status | None = None,
+        team: Annotated[str | None, Query(max_length=64)] = None,
+        priority: Annotated[str | None, Query(max_length=8)] = None,
+        needs_human: bool | None = None,
+        reviewed: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> TicketPage:
+        filters = {
+            "status": status,
+            "team": team,
+            "priority": priority,
+            "needs_human": needs_human,
+            "reviewed": reviewed,
+        }
+        items, total = await asyncio.to_thread(core(request).store.list, filters, limit, offset)
+        following = offset + len(items)
+        return TicketPage(
+            items=items, total=total, limit=limit, offset=offset, next_offset=following if following < total else None
+        )
+
+    @app.get("/v1/tickets/{ticket_id}", tags=["tickets"], dependencies=[need("read")])
+    async def get_ticket(request: Request, ticket_id: str) -> TicketRecord:
+        return await asyncio.to_thread(core(request).store.get, ticket_id)
+
+    @app.patch("/v1/tickets/{ticket_id}", tags=["tickets"])
+    async def patch_ticket(request: Request, ticket_id: str, patch: TicketPatch, who: TriageKey) -> TicketRecord:
+        return await asyncio.to_thread(core(request).review.update, ticket_id, patch, who.name)
+
+    @app.post("/v1/feedback", tags=["feedback"], status_code=201)
+    async def feedback(request: Request, item: FeedbackIn, who: TriageKey) -> FeedbackOut:
+        return FeedbackOut(feedback=await asyncio.to_thread(core(request).review.feedback, item, who.name))
+
+    @app.get("/v1/feedback", tags=["feedback"], dependencies=[need("read")])
+    async def list_feedback(
+        request: Request,
+        ticket_id: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> FeedbackOut:
+        return FeedbackOut(feedback=await asyncio.to_thread(core(request).review.list_feedback, ticket_id, limit))
+
+    @app.get("/v1/audit", tags=["admin"], dependencies=[need("admin")])
+    async def audit(
+        request: Request,
+        ticket_id: Annotated[str | None, Query(max_length=40)] = None,
+        kind: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(core(request).store.audit_log, ticket_id, kind, limit)
+
+    @app.post("/v1/keys", tags=["admin"], status_code=201, dependencies=[need("admin")])
+    async def create_key(request: Request, new: NewApiKey) -> dict[str, Any]:
+        info, secret = await asyncio.to_thread(core(request).keys.create, new.name, new.scopes)
+        return {"key": secret, "info": info.model_dump(mode="json"), "note": "shown once; only its hash is stored"}
+
+    @app.get("/v1/keys", tags=["admin"], dependencies=[need("admin")])
+    async def list_keys(request: Request) -> list[dict[str, Any]]:
+        return [k.model_dump(mode="json") for k in await asyncio.to_thread(core(request).keys.list)]
+
+    @app.delete("/v1/keys/{key_id}", tags=["admin"], dependencies=[need("admin")])
+    async def revoke_key(request: Request, key_id: str) -> dict[str, Any]:
+        info = await asyncio.to_thread(core(request).keys.revoke, key_id)
+        if info is None:
+            raise ApiError(404, "key_not_found", f"no API key with id {key_id!r}")
+        return info.model_dump(mode="json")
