@@ -13,10 +13,9 @@ SettingsFn = Callable[[argparse.Namespace], Any]
 
 
 def _write(out: Path, name: str, data: dict[str, Any]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    return path
+    from agents.cli import write_json  # imported here: agents.cli imports this module to register commands
+
+    return write_json(out, name, data)
 
 
 def cmd_ask(args: argparse.Namespace, settings_fn: SettingsFn) -> int:

@@ -18,7 +18,8 @@ from retrieval.errors import RetrievalError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _write_json(out_dir: Path, name: str, data: dict[str, Any]) -> Path:
+def write_json(out_dir: Path, name: str, data: dict[str, Any]) -> Path:
+    """Write `data` as indented JSON to out_dir/name (creating the folder) and return the path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
@@ -102,7 +103,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         "kb": str(kb),
         "pairs": str(args.pairs),
     }
-    path = _write_json(Path(args.out), "metrics.json", result)
+    path = write_json(Path(args.out), "metrics.json", result)
     for mode, m in metrics.items():
         print(
             f"{mode:8s} recall@1={m['recall_at_1']:.3f} recall@5={m['recall_at_5']:.3f} mrr={m['mrr']:.3f} "
@@ -148,7 +149,7 @@ def cmd_eval_classify(args: argparse.Namespace) -> int:
         f"precision@thr={metrics['precision_at_threshold']:.3f} coverage={metrics['coverage_at_threshold']:.3f}"
     )
     if args.out:
-        print(f"wrote {_write_json(Path(args.out), 'metrics.json', metrics)}")
+        print(f"wrote {write_json(Path(args.out), 'metrics.json', metrics)}")
     return 0
 
 
