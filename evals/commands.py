@@ -113,7 +113,9 @@ def eval_report(args: argparse.Namespace) -> int:
     from evals.gate import read_summary
     from evals.report import merge_summaries, write_report
 
-    paths = write_report(merge_summaries([read_summary(p) for p in args.summaries]), Path(args.out))
+    summary = merge_summaries([read_summary(p) for p in args.summaries])
+    summary["notes"] = [*summary.get("notes", []), *(args.note or [])]
+    paths = write_report(summary, Path(args.out))
     print(f"wrote {paths['markdown']}, {paths['html']} and {paths['summary']}")
     return 0
 
@@ -157,6 +159,7 @@ def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Nam
     p.set_defaults(func=eval_gate)
     p = eval_sub.add_parser("report", help="write the report again from summary.json files (merged)")
     p.add_argument("summaries", nargs="+")
+    p.add_argument("--note", action="append", help="a line for the top of the report (repeatable)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=eval_report)
     p = top_sub.add_parser("bench", help="latency and throughput beside plain references measured in the same run")

@@ -96,6 +96,7 @@ class LlmPolicyBackend:
         breaker: CircuitBreaker | None = None,
         folds: int = 5,
         target: float = 0.9,
+        ask_fields: list[str] | None = None,
     ) -> None:
         if name not in NAMES:
             raise ValueError(f"unknown LLM policy {name!r}: choose from {NAMES}")
@@ -106,6 +107,7 @@ class LlmPolicyBackend:
         self.searcher = searcher
         self.classical = classical or ClassicalBackend(embedder, folds=folds, target=target)
         self.guard = LlmGuard(chat.name, breaker)
+        self.ask_fields = ask_fields  # None: every field the LLM labels; else only these go to the LLM
         self.thresholds: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.latency_ms: list[float] = []
@@ -138,7 +140,7 @@ class LlmPolicyBackend:
         started = time.perf_counter()
         out = self.classical.predict([row], [text])[0]
         classical_ms = (time.perf_counter() - started) * 1000
-        ask = [f for f in out.fields if f in self.llm_fields]
+        ask = [f for f in out.fields if f in self.llm_fields and (self.ask_fields is None or f in self.ask_fields)]
         if self.name == "cascade":
             ask = [f for f in ask if out.fields[f].confidence < self.cascade_thresholds.get(f, float("-inf"))]
         self.stats["tickets"] += 1

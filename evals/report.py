@@ -158,6 +158,7 @@ def build_blocks(summary: dict[str, Any], out: Path) -> list[Block]:
               f"(TF-IDF + LR, trained and scored on the same split); precision target {target:.2f}; "
               f"test rows limit {summary.get('limit') or 'none'}. Failed answers count as wrong.")
     )  # fmt: skip
+    blocks += [("p", f"Note: {note}") for note in summary.get("notes", [])]
     commands = [summary.get("command")] if summary.get("command") else summary.get("commands", [])
     blocks += [("p", f"Command: `{c}`") for c in commands if c]
     blocks += [("h2", "Headline"), *_headline(summary), ("h2", "Beside the published figures"), *_anchors(summary)]

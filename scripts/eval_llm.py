@@ -28,6 +28,30 @@ from evals.metrics import classification_report, latency_summary  # noqa: E402
 from evals.specs import Table, load_spec, read_table, split_indices  # noqa: E402
 
 
+class LastTicket:
+    """Computes the classical answer and the embedding of the current ticket once for all policies."""
+
+    def __init__(self, classical: ClassicalBackend, embedder: Any) -> None:
+        self.classical = classical
+        self.embedder = embedder
+        self.name, self.dim = embedder.name, embedder.dim
+        self.models, self.thresholds = classical.models, classical.thresholds
+        self._answer: tuple[list[str], list[RowOutput]] | None = None
+        self._vector: tuple[list[str], Any] | None = None
+
+    def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
+        if self._answer is None or self._answer[0] != texts:
+            self._answer = (list(texts), self.classical.predict(rows, texts))
+        return [RowOutput(dict(o.fields)) for o in self._answer[1]]
+
+    def embed(self, texts: list[str]) -> Any:
+        if len(texts) > 1:
+            return self.embedder.embed(texts)
+        if self._vector is None or self._vector[0] != texts:
+            self._vector = (list(texts), self.embedder.embed(texts))
+        return self._vector[1]
+
+
 def split(table: Table, field: str, n_test: int, seed: int, train_limit: int | None) -> tuple[Table, Table]:
     train_idx, test_idx = split_indices(table.labels[field], min(0.9, n_test / len(table)), seed)
     test_idx = sorted(test_idx)[:n_test] if len(test_idx) > n_test else test_idx
@@ -113,20 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{spec.id}: fitted classical on {len(train)} rows in {time.perf_counter() - started:.0f}s", flush=True)
     kb = load_kb(settings.kb_dir) if spec.kb else None
     searcher = HybridSearcher(SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder)) if spec.kb else None
+    last = LastTicket(classical, embedder)
+    shared: dict[str, Any] = {"kb": kb, "searcher": searcher, "classical": last}
     policies = {
-        name: LlmPolicyBackend(name, chat, embedder, kb=kb, searcher=searcher, classical=classical)
-        for name in ("llm_first", "cascade")
+        "llm_first": LlmPolicyBackend("llm_first", chat, last, **shared),  # type: ignore[arg-type]
+        "cascade": LlmPolicyBackend("cascade", chat, last, **shared),  # type: ignore[arg-type]
     }
+    if len(fields) > 1:  # the same cascade, asking the LLM only about the first field: the others stay classical
+        policies[f"cascade_{fields[0]}"] = LlmPolicyBackend(
+            "cascade",
+            chat,
+            last,
+            **shared,
+            ask_fields=fields[:1],  # type: ignore[arg-type]
+        )
     for backend in policies.values():
         backend.fit(train, vectors)
         backend.labeller.timeout = settings.llm_timeout  # the per-ticket budget, as in the service
-    outputs: dict[str, list[RowOutput]] = {"classical": [], "llm_first": [], "cascade": []}
+    outputs: dict[str, list[RowOutput]] = {"classical": [], **{name: [] for name in policies}}
     classical_ms: list[float] = []
     started = time.perf_counter()
     try:
         for i, (row, text) in enumerate(zip(test.rows, test.texts, strict=True), 1):
             t0 = time.perf_counter()
-            outputs["classical"].extend(classical.predict([row], [text]))
+            outputs["classical"].extend(last.predict([row], [text]))
             classical_ms.append((time.perf_counter() - t0) * 1000)
             for name, backend in policies.items():
                 outputs[name].extend(backend.predict([row], [text]))
@@ -135,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: writing the tickets scored so far", flush=True)
     n = len(outputs["cascade"])
+    llm_first_ms = policies["llm_first"].latency_ms
+
+    def with_classical(llm_ms: list[float]) -> list[float]:
+        """The classical work is done once per ticket (shared): each policy's latency is it plus its LLM time."""
+        return [c + m for c, m in zip(classical_ms[:n], llm_ms[:n], strict=True)]
+
     outputs = {k: v[:n] for k, v in outputs.items()}
     result = {
         "spec": spec.id,
@@ -152,13 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "policies": [
             policy_figures("classical", outputs["classical"], test, classical_ms[:n], {}),
-            *(policy_figures(k, outputs[k], test, b.latency_ms[:n], b.stats) for k, b in policies.items()),
-            policy_figures("llm_alone", alone(outputs["llm_first"]), test, policies["llm_first"].latency_ms[:n], {}),
+            *(policy_figures(k, outputs[k], test, with_classical(b.latency_ms), b.stats) for k, b in policies.items()),
+            policy_figures("llm_alone", alone(outputs["llm_first"]), test, with_classical(llm_first_ms), {}),
         ],
         "cascade_llm_subset": {f: subset_accuracy(f, outputs, test) for f in fields},
     }
     path = out / f"{spec.id}.json"
     path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    with open(out / f"{spec.id}.tickets.jsonl", "w", encoding="utf-8") as fh:  # per ticket, for later questions
+        for i in range(n):
+            row = {"i": i, "truth": {f: test.labels[f][i] for f in fields}}
+            for name, outs in outputs.items():
+                row[name] = {f: [p.label, round(p.confidence, 4), p.decided_by] for f, p in outs[i].fields.items()}
+            fh.write(json.dumps(row) + "\n")
     for p in result["policies"]:
         accs = " ".join(f"{f}={p[f]['accuracy']:.3f}" for f in fields)
         extra = f" llm_calls/100={p.get('llm_calls_per_100')} fallback={p.get('fallback_rate')}" if "stats" in p else ""
