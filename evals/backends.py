@@ -114,67 +114,35 @@ class TfidfLrBackend:
         return out
 
 
-def _chat(settings: Any) -> Any:
-    """The configured OpenAI-compatible chat model, or the reason there is none."""
-    from agents.llm import OpenAICompatibleChat
-    from agents.llm_setup import url_problem
-
-    if not settings.llm_model:
-        return Skipped("no LLM configured: set TRIAGE_LLM_MODEL (and TRIAGE_LLM_BASE_URL for a local server)")
-    problem = url_problem(settings.llm_base_url)
-    if problem:
-        return Skipped(problem)
-    key = settings.llm_api_key or getattr(settings, "openai_api_key", None)
-    return OpenAICompatibleChat(
-        settings.llm_model,
-        base_url=settings.llm_base_url,
-        api_key=key,
-        timeout=settings.llm_timeout,
-        max_tokens=settings.llm_max_tokens,
-    )
-
-
-def _llm_backend(
-    name: str, spec: DatasetSpec, settings: Any, embedder: Embedder, chat: Any, folds: int | None
-) -> EvalBackend | Skipped:
-    """`cascade` and `llm`: from evals/llm_eval.py when it exists, else the service's own LLM path (demo taxonomy)."""
+def _llm_backend(name: str, settings: Any, embedder: Embedder, chat: Any) -> EvalBackend | Skipped:
+    """`cascade` and `llm` come from the plug-in evals/llm_eval.py; without it (or an LLM) they are skipped."""
     from agents.errors import BackendUnavailable
 
     try:
-        module: Any = importlib.import_module(PLUGIN_MODULE)
+        module = importlib.import_module(PLUGIN_MODULE)
     except ModuleNotFoundError as exc:
         if exc.name != PLUGIN_MODULE:
             raise
-        module = None
+        return Skipped(f"{PLUGIN_MODULE} is not in this tree: the {name} backend is not built yet")
     make = getattr(module, "make_backend", None)
-    if chat is None:
-        chat = _chat(settings)
-        if isinstance(chat, Skipped):
-            return chat
-    if make is not None:
-        try:
-            backend: EvalBackend = make(name, settings=settings, embedder=embedder, chat=chat)
-        except BackendUnavailable as exc:
-            return Skipped(str(exc))
-        return backend
-    if not spec.kb:
-        return Skipped(
-            f"the built-in {name} backend classifies in the demo taxonomy only; other label sets need "
-            f"{PLUGIN_MODULE}.make_backend(name, *, settings, embedder, chat), not in this tree"
-        )
-    return _service(name, spec, settings, embedder, chat, folds)
+    if make is None:
+        return Skipped(f"{PLUGIN_MODULE} has no make_backend(name, *, settings, embedder, chat)")
+    if chat is None and not settings.llm_model:
+        return Skipped("no LLM configured: set TRIAGE_LLM_MODEL (and TRIAGE_LLM_BASE_URL for a local server)")
+    try:
+        backend: EvalBackend = make(name, settings=settings, embedder=embedder, chat=chat)
+    except BackendUnavailable as exc:  # the endpoint is down or misconfigured
+        return Skipped(str(exc))
+    return backend
 
 
-def _service(
-    name: str, spec: DatasetSpec, settings: Any, embedder: Embedder, chat: Any, folds: int | None
-) -> EvalBackend | Skipped:
-    from evals.service_backend import FIELDS, Policy, ServiceBackend
+def _service(spec: DatasetSpec, settings: Any, embedder: Embedder, folds: int | None) -> EvalBackend | Skipped:
+    from evals.service_backend import FIELDS, ServiceBackend
 
     missing = set(FIELDS) - set(spec.labels)
     if not spec.kb or missing:
         return Skipped(f"the full service needs demo-taxonomy labels (spec kb: true) for {', '.join(FIELDS)}")
-    policy: Policy = "classical" if name == "service" else ("cascade" if name == "cascade" else "llm")
-    return ServiceBackend(embedder, settings, policy=policy, chat=chat, folds=folds or spec.folds)
+    return ServiceBackend(embedder, settings, folds=folds or spec.folds)
 
 
 BACKEND_NAMES = ("classical", "service", "cascade", "llm", REFERENCE)
@@ -195,7 +163,7 @@ def make_backend(
     if name == REFERENCE:
         return TfidfLrBackend()
     if name == "service":
-        return _service(name, spec, settings, embedder, None, folds)
+        return _service(spec, settings, embedder, folds)
     if name in ("cascade", "llm"):
-        return _llm_backend(name, spec, settings, embedder, chat, folds)
+        return _llm_backend(name, settings, embedder, chat)
     raise ValueError(f"unknown backend {name!r}: choose from {', '.join(BACKEND_NAMES)}")

@@ -12,6 +12,7 @@ from evals import plots
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"h3"|"p"|"img"|"table"|"details", payload)
 NA = "–"
+NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+,\s*)*-?[0-9.eE+-]+)\s*\]")
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -222,6 +223,12 @@ def to_html(blocks: list[Block]) -> str:
     return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>\n"
 
 
+def dumps(data: Any) -> str:
+    """Indented JSON with lists of numbers kept on one line (confusion matrices stay readable and small)."""
+    text = json.dumps(data, indent=2, default=str)
+    return NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
 def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary from several runs (e.g. the large data sets run apart); a data set seen twice keeps the last."""
     if len(summaries) == 1:
@@ -243,7 +250,7 @@ def write_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"summary": out / "summary.json", "markdown": out / "report.md", "html": out / "report.html"}
-    paths["summary"].write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    paths["summary"].write_text(dumps(summary), encoding="utf-8")
     blocks = build_blocks(summary, out)
     paths["markdown"].write_text(to_markdown(blocks), encoding="utf-8")
     paths["html"].write_text(to_html(blocks), encoding="utf-8")
