@@ -22,6 +22,7 @@ class TicketContext:
     neighbours: list[SimilarTicket] = field(default_factory=list)
     kb_hits: list[Hit] = field(default_factory=list)
     tfidf: Any = None  # the shared TF-IDF row of `text`, when the models share one featuriser
+    proba: dict[str, np.ndarray] = field(default_factory=dict)  # classical probabilities per field, computed in batch
     deadline: float | None = None  # time.monotonic() by which every LLM call for this ticket must be done
 
 
@@ -41,8 +42,12 @@ class Classifier(Protocol):
     def classify(self, ticket: Ticket, context: TicketContext) -> Classification: ...
 
 
-def decide(model: EnsembleClassifier, context: TicketContext, backend: str, top: int = 3) -> FieldDecision:
-    proba = model.predict_proba([context.text], context.vector.reshape(1, -1), context.tfidf)[0]
+def decide(
+    model: EnsembleClassifier, context: TicketContext, backend: str, field_name: str = "", top: int = 3
+) -> FieldDecision:
+    proba = context.proba.get(field_name)
+    if proba is None:
+        proba = model.predict_proba([context.text], context.vector.reshape(1, -1), context.tfidf)[0]
     order = np.argsort(-proba)
     alternatives = {str(model.classes_[i]): round(float(proba[i]), 4) for i in order[:top]}
     best = int(order[0])
@@ -65,6 +70,6 @@ class ClassicalClassifier:
 
     def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
         return Classification(
-            category=decide(self.category, context, self.name),
-            priority=decide(self.priority, context, self.name),
+            category=decide(self.category, context, self.name, "category"),
+            priority=decide(self.priority, context, self.name, "priority"),
         )

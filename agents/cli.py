@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         reviewed = feedback_training_rows(Store.open(settings.data_dir, settings.database_url))
         print(f"adding {len(reviewed)} ticket(s) people reviewed (POST /v1/feedback) to {len(rows)} rows")
         rows = rows + reviewed
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embed_precision)
     models = train_models(
         rows, embedder, load_kb(settings.kb_dir), target=settings.precision_target, folds=settings.train_folds
     )

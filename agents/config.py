@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     kb_dir: Path = KB_DIR
     training_data: Path = DEMO_TICKETS
     embedder: Literal["minilm", "hashing"] = "minilm"
+    embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on CPUs with native BF16
     approximate_index: bool = False
     precision_target: float = Field(default=0.9, gt=0.0, le=1.0)
     train_folds: int = Field(default=5, ge=2)  # cross-validation folds for calibration and thresholds
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(default=None, repr=False)
     openai_api_key: str | None = Field(default=None, validation_alias="openai_api_key", repr=False)  # if no llm_api_key
     llm_timeout: float = Field(default=20.0, gt=0)
+    # the cascade asks the LLM about these fields only, and takes its label only among the classical top k (0: any);
+    # measured with the local 1.5B model: category +2.7 points with top 2, priority worse at every k
+    cascade_fields: list[Literal["category", "priority"]] = ["category"]
+    cascade_top_k: int = Field(default=2, ge=0, le=3)
     llm_max_tokens: int = Field(default=300, gt=0)
     breaker_failures: int = Field(default=3, gt=0)
     breaker_cooldown: float = Field(default=60.0, gt=0)
@@ -93,7 +98,7 @@ def build_service(settings: Settings, *, progress: bool = False):  # type: ignor
     from retrieval.index import SopIndex
 
     kb = load_kb(settings.kb_dir)
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embed_precision)
     sops = settings.kb_dir / "sops"
     digest = content_hash(sops)
     try:
@@ -167,7 +172,7 @@ def build_answerer(settings: Settings, *, embedder=None, in_memory: bool = False
     from retrieval.hybrid import HybridSearcher
 
     kb = load_kb(settings.kb_dir)
-    embedder = embedder or make_embedder(settings.embedder)
+    embedder = embedder or make_embedder(settings.embedder, settings.embed_precision)
     index = load_sop_index(settings, embedder, in_memory=in_memory)
     timing = {"clock": clock} if clock is not None else {}
     writer = guard = None

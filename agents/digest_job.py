@@ -160,7 +160,7 @@ def run_digest(
             settings,
             store,
             load_kb(settings.kb_dir),
-            embedder or make_embedder(settings.embedder),
+            embedder or make_embedder(settings.embedder, settings.embed_precision),
             now=now or datetime.now(UTC),
             at=at,
             team=team,

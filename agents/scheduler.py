@@ -118,7 +118,7 @@ def digest_job(settings: Settings) -> Callable[[Schedule], object]:
 
         try:
             if not embedders:
-                embedders.append(make_embedder(settings.embedder))
+                embedders.append(make_embedder(settings.embedder, settings.embed_precision))
             _, outcome = run_digest(
                 settings,
                 team=item.team,

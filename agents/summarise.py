@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 MAX_WORDS = 25
 SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+WORD = re.compile(r"(?u)\b\w\w+\b")
 NOISE = re.compile(
     r"^(hi|hello|hey|dear|hola|bonjour|hallo|ciao|thanks|thank you|regards|best|cheers|kind regards|sent from)\b"
     r"|^-{3,}|^(from|sent|to|subject|cc):",
@@ -19,6 +21,21 @@ NOISE = re.compile(
 def sentences(text: str) -> list[str]:
     parts = [" ".join(p.split()) for p in SENTENCE.split(text or "")]
     return [p for p in parts if len(p.split()) >= 2 and not NOISE.match(p)]
+
+
+def centrality(candidates: list[str], whole: str) -> np.ndarray:
+    """TF-IDF cosine of each sentence to the whole text (idf over these few documents, as sklearn's defaults).
+
+    Plain Python: fitting a vectoriser per ticket cost more than the rest of the summary.
+    """
+    bags = [Counter(WORD.findall(doc.lower())) for doc in [*candidates, whole]]
+    df = Counter(word for bag in bags for word in bag)
+    idf = {word: math.log((1 + len(bags)) / (1 + n)) + 1 for word, n in df.items()}
+    weights = [{w: c * idf[w] for w, c in bag.items()} for bag in bags]
+    norms = [math.sqrt(sum(v * v for v in w.values())) or 1.0 for w in weights]
+    target, target_norm = weights[-1], norms[-1]
+    rows = zip(weights[:-1], norms[:-1], strict=True)
+    return np.array([sum(v * target.get(w, 0.0) for w, v in row.items()) / (n * target_norm) for row, n in rows])
 
 
 def _clip(words: list[str], limit: int) -> str:
@@ -38,12 +55,7 @@ class ExtractiveSummariser:
         if not candidates:
             fallback = " ".join(f"{title} {body}".split())
             return _clip(fallback.split(), self.max_words) if fallback else "(empty ticket)"
-        try:
-            matrix = TfidfVectorizer().fit_transform([*candidates, f"{title} {body}"])
-            centrality = (matrix[:-1] @ matrix[-1].T).toarray().ravel()
-        except ValueError:  # no usable words at all (emoji, symbols)
-            centrality = np.zeros(len(candidates))
-        order = np.argsort(-centrality, kind="stable")
+        order = np.argsort(-centrality(candidates, f"{title} {body}"), kind="stable")
         chosen: list[int] = []
         used = 0
         for i in order:

@@ -124,6 +124,7 @@ def run_bench(
 
     result: dict[str, Any] = {
         "embedder": embedder.name,
+        "embed_precision": getattr(embedder, "precision", None),  # MiniLM runs in float32 or bfloat16
         "cpu_count": os.cpu_count(),
         "tickets": len(tickets),
         "chunks": len(chunks),

@@ -59,7 +59,7 @@ def eval_run(args: argparse.Namespace, settings: Any) -> int:
     from retrieval.embedders import make_embedder
 
     backends = parse_backends(args.backends)
-    embedder = make_embedder(args.embedder or settings.embedder)
+    embedder = make_embedder(args.embedder or settings.embedder, settings.embed_precision)
     factory = partial(make_backend, settings=settings, embedder=embedder, folds=args.folds)
     runner = EvalRunner(
         embedder,
@@ -124,7 +124,7 @@ def bench(args: argparse.Namespace, settings: Any) -> int:
     from evals.bench import run_bench, write_bench
     from retrieval.embedders import make_embedder
 
-    embedder = make_embedder(args.embedder or settings.embedder)
+    embedder = make_embedder(args.embedder or settings.embedder, settings.embed_precision)
     result = run_bench(
         settings,
         embedder,

@@ -49,6 +49,7 @@ class EvalRunner:
             "partial": False,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "embedder": self.embedder.name,
+            "embed_precision": getattr(self.embedder, "precision", None),  # MiniLM runs in float32 or bfloat16
             "backends": backends,
             "reference": REFERENCE,
             "precision_target": self.target,

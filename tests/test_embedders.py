@@ -90,3 +90,21 @@ def test_minilm_offline_shape_norm_and_meaning() -> None:
     question, paraphrase, unrelated = vectors
     assert float(question @ paraphrase) > float(question @ unrelated) + 0.2
     assert embedder.embed([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_minilm_bfloat16_agrees_with_float32_and_one_text_matches_a_batch() -> None:
+    texts = ["VPN drops every ten minutes since the update", "Outlook will not open after the password change"]
+    full = MiniLMEmbedder(precision="float32").embed(texts)
+    half = MiniLMEmbedder(precision="bfloat16")
+    batch = half.embed(texts)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, rtol=1e-5)
+    assert float((full * batch).sum(axis=1).min()) > 0.99
+    one = half.embed(texts[:1])  # the single-text path skips encode(); same vector
+    assert float(one[0] @ batch[0]) > 0.999
+
+
+def test_minilm_precision_is_checked() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        MiniLMEmbedder(precision="int4")
+    assert MiniLMEmbedder().precision in ("float32", "bfloat16")
