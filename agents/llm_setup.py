@@ -105,9 +105,9 @@ def build_llm_parts(
         writers = SummaryWriter(chat=chat, guard=guard), ReplyWriter(kb, chat, guard=guard)
     else:  # cascade: the LLM only where the classical model is unsure; summaries and replies stay classical
         thresholds: dict[str, float] = {
-            f: models.thresholds[f].threshold for f in ("category", "priority") if f in models.thresholds
+            f: models.thresholds[f].threshold for f in settings.cascade_fields if f in models.thresholds
         }
-        classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker)
+        classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker, top_k=settings.cascade_top_k)
         writers = SummaryWriter(), ReplyWriter(kb)
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
     return LlmParts(classifier, *writers, breaker=breaker, budget=settings.llm_timeout, policy=settings.policy)

@@ -173,8 +173,26 @@ class FallbackClassifier:
         )
 
 
+def among_top(ranked: list[str], label: str, k: int) -> bool:
+    """Whether `label` is one of the first `k` of the classical model's ranked labels (k = 0: any label will do).
+
+    The cascade's guard: a small LLM that disagrees with every likely classical answer is usually wrong
+    (measured in evals/reports/llm/), so there it only breaks ties between the classical model's best guesses.
+    """
+    return k <= 0 or label in ranked[:k]
+
+
+def ranked_labels(decision: FieldDecision) -> list[str]:
+    """The decision's labels, most likely first (its alternatives, or the label alone)."""
+    return sorted(decision.alternatives, key=lambda name: -decision.alternatives[name]) or [decision.label]
+
+
 class CascadeClassifier:
-    """Classical first; the LLM decides only the fields whose classical confidence is under the threshold."""
+    """Classical first; the LLM decides only the fields whose classical confidence is under the threshold.
+
+    `thresholds` names the fields the LLM may decide; with `top_k` the LLM's label is taken only when it is one of
+    the classical model's `top_k` most likely labels, else the classical label stays (with the reason).
+    """
 
     def __init__(
         self,
@@ -183,10 +201,12 @@ class CascadeClassifier:
         thresholds: dict[str, float],
         fallback_on: Iterable[type[Exception]] = FALLBACK_ON,
         breaker: CircuitBreaker | None = None,
+        top_k: int = 0,
     ) -> None:
         self.classical = classical
         self.llm = llm
         self.thresholds = thresholds
+        self.top_k = top_k
         self.breaker = breaker
         self.name = f"cascade {classical.name} -> {llm.name}"
         self.guard = LlmGuard(llm.name, breaker, fallback_on)
@@ -207,9 +227,11 @@ class CascadeClassifier:
             return Classification(**decided, llm_calls=[*base.llm_calls, *attempt.calls])
         for f, d in unsure.items():
             llm = getattr(attempt.value, f)
-            why = (
-                f"classical {f} {d.label} at {d.confidence:.2f} is under the threshold {self.thresholds[f]:.2f}: "
-                f"{self.llm.name} decided {llm.label}"
-            )
+            why = f"classical {f} {d.label} at {d.confidence:.2f} is under the threshold {self.thresholds[f]:.2f}"
+            if not among_top(ranked_labels(d), llm.label, self.top_k):
+                why += f": {self.llm.name} said {llm.label}, not among the classical top {self.top_k}; kept {d.label}"
+                decided[f] = d.model_copy(update={"reasons": [*d.reasons, why]})
+                continue
+            why += f": {self.llm.name} decided {llm.label}"
             decided[f] = llm.model_copy(update={"alternatives": d.alternatives, "reasons": [*llm.reasons, why]})
         return Classification(**decided, llm_calls=[*base.llm_calls, *attempt.value.llm_calls])

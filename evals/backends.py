@@ -25,6 +25,7 @@ class Prediction:
     label: str
     confidence: float
     decided_by: str  # the backend that answered this field (e.g. classical:ensemble, llm:qwen)
+    ranked: tuple[str, ...] = ()  # the classical model's most likely labels, best first (the cascade's top-k guard)
 
 
 @dataclass
@@ -84,8 +85,9 @@ class ClassicalBackend:
         for name, model in self.models.items():
             proba = model.predict_proba(texts, vectors)
             for row, p in zip(out, proba, strict=True):
-                best = int(p.argmax())
-                row.fields[name] = Prediction(str(model.classes_[best]), float(p[best]), "classical:ensemble")
+                order = np.argsort(-p, kind="stable")[:3]
+                ranked = tuple(str(model.classes_[i]) for i in order)
+                row.fields[name] = Prediction(ranked[0], float(p[order[0]]), "classical:ensemble", ranked)
         return out
 
 

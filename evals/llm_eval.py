@@ -15,7 +15,7 @@ from agents.errors import BackendUnavailable, TriageError
 from agents.llm import ChatModel, ChatReply, Message
 from agents.llm_classify import Example, ExampleBank, LabelField, Labelled, LlmLabeller
 from agents.llm_openai import OpenAICompatibleChat
-from agents.policy import Attempt, CircuitBreaker, LlmGuard
+from agents.policy import Attempt, CircuitBreaker, LlmGuard, among_top
 from agents.similar import TicketMemory
 from evals.backends import ClassicalBackend, Prediction, RowOutput
 from evals.specs import Table
@@ -58,6 +58,7 @@ class CachingChat:
         self.path = path
         self.cache: dict[str, ChatReply] = {}
         self.live_calls = 0
+        self.live_latency_ms: list[float] = []  # requests made in this run (replayed ones keep their old latency)
         if path is not None and path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
@@ -68,6 +69,7 @@ class CachingChat:
         if key not in self.cache:
             self.live_calls += 1
             self.cache[key] = self.chat.complete(messages, schema, **kw)
+            self.live_latency_ms.append(self.cache[key].latency_ms)
             if self.path is not None:
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"key": key, "reply": self.cache[key].model_dump()}) + "\n")
@@ -97,6 +99,7 @@ class LlmPolicyBackend:
         folds: int = 5,
         target: float = 0.9,
         ask_fields: list[str] | None = None,
+        top_k: int = 0,
     ) -> None:
         if name not in NAMES:
             raise ValueError(f"unknown LLM policy {name!r}: choose from {NAMES}")
@@ -108,6 +111,7 @@ class LlmPolicyBackend:
         self.classical = classical or ClassicalBackend(embedder, folds=folds, target=target)
         self.guard = LlmGuard(chat.name, breaker)
         self.ask_fields = ask_fields  # None: every field the LLM labels; else only these go to the LLM
+        self.top_k = top_k  # cascade: the LLM's label counts only among the classical top k (0: any label)
         self.thresholds: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.latency_ms: list[float] = []
@@ -174,7 +178,11 @@ class LlmPolicyBackend:
             out.tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in result.calls)
             self.latency_ms.append(classical_ms + sum(c.latency_ms for c in result.calls))
             for f in ask:
-                out.fields[f] = Prediction(result.labels[f], result.confidence, self.chat.name)
+                p = out.fields[f]
+                if self.name == "cascade" and not among_top(list(p.ranked), result.labels[f], self.top_k):
+                    out.fields[f] = Prediction(p.label, p.confidence, f"{p.decided_by} (llm outside top {self.top_k})")
+                else:
+                    out.fields[f] = Prediction(result.labels[f], result.confidence, self.chat.name)
         self.stats["llm_requests"] += out.llm_calls
         return out
 
@@ -215,4 +223,5 @@ def make_backend(name: str, *, settings: Any, embedder: Embedder, chat: ChatMode
     kb = load_kb(settings.kb_dir)
     searcher = HybridSearcher(SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder))
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-    return LlmPolicyBackend(name, chat, embedder, kb=kb, searcher=searcher, breaker=breaker)
+    top_k = settings.cascade_top_k if name == "cascade" else 0  # as the service's cascade (fields: every field)
+    return LlmPolicyBackend(name, chat, embedder, kb=kb, searcher=searcher, breaker=breaker, top_k=top_k)

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chat = CachingChat(chat_from_settings(settings), out / f"{spec.id}.replies.jsonl")  # resumable
-    embedder = make_embedder(args.embedder)
+    embedder = make_embedder(args.embedder, settings.embed_precision)
     started = time.perf_counter()
     classical = ClassicalBackend(embedder, folds=args.folds, target=settings.precision_target)
     vectors = embedder.embed([t or " " for t in train.texts])
@@ -139,18 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     searcher = HybridSearcher(SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder)) if spec.kb else None
     last = LastTicket(classical, embedder)
     shared: dict[str, Any] = {"kb": kb, "searcher": searcher, "classical": last}
+    asked = [f for f in fields if f in settings.cascade_fields] or fields[:1]
     policies = {
         "llm_first": LlmPolicyBackend("llm_first", chat, last, **shared),  # type: ignore[arg-type]
-        "cascade": LlmPolicyBackend("cascade", chat, last, **shared),  # type: ignore[arg-type]
-    }
-    if len(fields) > 1:  # the same cascade, asking the LLM only about the first field: the others stay classical
-        policies[f"cascade_{fields[0]}"] = LlmPolicyBackend(
+        # the service's cascade: only the configured fields, the LLM's label only among the classical top k
+        "cascade": LlmPolicyBackend(
             "cascade",
             chat,
-            last,
-            **shared,
-            ask_fields=fields[:1],  # type: ignore[arg-type]
-        )
+            last,  # type: ignore[arg-type]
+            **shared,  # type: ignore[arg-type]
+            ask_fields=asked,
+            top_k=settings.cascade_top_k,
+        ),
+        # the same without either guard: every field, any label the LLM gives
+        "cascade_unguarded": LlmPolicyBackend("cascade", chat, last, **shared),  # type: ignore[arg-type]
+    }
     for backend in policies.values():
         backend.fit(train, vectors)
         backend.labeller.timeout = settings.llm_timeout  # the per-ticket budget, as in the service
@@ -187,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         "fields": fields,
         "embedder": embedder.name,
         "thresholds": classical.thresholds,
+        "cascade": {"fields": asked, "top_k": settings.cascade_top_k},
         "live_llm_requests": chat.live_calls,
         "replayed_from_earlier_runs": len(chat.cache) - chat.live_calls,
+        "live_llm_latency": latency_summary(chat.live_latency_ms),  # the only LLM latencies measured in this run
         "seconds": round(time.perf_counter() - started, 1),
         "policies": [
             policy_figures("classical", outputs["classical"], test, classical_ms[:n], {}),

@@ -110,6 +110,20 @@ def test_cascade_asks_the_llm_only_for_the_unsure_field(trained_service) -> None
     assert result.priority == classical.priority  # not the LLM's P1: priority was not in doubt
 
 
+def test_cascade_takes_the_llm_label_only_among_the_classical_top_k(trained_service) -> None:
+    classical = trained_service.classifier.classify(TICKET, context_for(trained_service, TICKET))
+    ranked = sorted(classical.category.alternatives, key=lambda name: -classical.category.alternatives[name])
+    outside = next(c for c in trained_service.kb.taxonomy.category_ids if c not in ranked[:2])
+    for said, expected in ((ranked[1], ranked[1]), (outside, classical.category.label)):
+        chat = ScriptedChat([{"category": said, "priority": "P1", "confidence": 0.9}], name="llm:test")
+        llm = LlmClassifier(chat, trained_service.kb.taxonomy)
+        cascade = CascadeClassifier(trained_service.classifier, llm, {"category": 1.01}, top_k=2)
+        result = cascade.classify(TICKET, context_for(trained_service, TICKET))
+        assert len(chat.calls) == 1 and result.category.label == expected
+    assert result.category.backend == "classical:ensemble"
+    assert any(f"said {outside}, not among the classical top 2" in r for r in result.category.reasons)
+
+
 def test_cascade_keeps_the_classical_answer_when_the_llm_fails(trained_service) -> None:
     chat = ScriptedChat([BackendUnavailable("llm:test", "HTTP 429")], name="llm:test")
     cascade = CascadeClassifier(

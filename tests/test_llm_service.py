@@ -183,7 +183,18 @@ def test_a_wrong_model_name_is_reported_at_start(data_dir: Path, server, caplog)
 def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir: Path, server) -> None:
     service = build_service(settings(data_dir, policy="cascade", llm_base_url=server.url, llm_model="fake-model"))
     thresholds = service.classifier.thresholds
-    assert set(thresholds) == {"category", "priority"}
+    assert set(thresholds) == {"category"}  # the default: priority stays classical (the LLM made it worse)
+    assert service.classifier.top_k == 2
+    both = build_service(
+        settings(
+            data_dir,
+            policy="cascade",
+            llm_base_url=server.url,
+            llm_model="fake-model",
+            cascade_fields=["category", "priority"],
+        )
+    )
+    assert set(both.classifier.thresholds) == {"category", "priority"}
     result = service.triage(TICKET)
     classify_calls = [r for r in server.requests if "labels" in str(r["body"].get("response_format", ""))]
     unsure = [f for f in ("category", "priority") if "llm:" in result.backend[f]]
