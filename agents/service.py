@@ -17,6 +17,7 @@ from agents.priority_rules import PriorityRules
 from agents.route import Router
 from agents.similar import TicketMemory
 from agents.summarise import ExtractiveSummariser
+from agents.text_models import transform
 from agents.training import NEIGHBOURS, TriageModels
 from agents.types import FieldDecision, KbRef, Ticket, TriageResult
 from kb.loader import KnowledgeBase
@@ -79,7 +80,7 @@ class TriageService:
         started = time.perf_counter()
         texts = [t.text for t in tickets]
         vectors = self.embedder.embed([t or " " for t in texts])
-        tfidf = self.models.fields["team"].features_.transform(texts)  # one featuriser shared by every field model
+        tfidf = transform(self.models.fields["team"].features_, texts)  # one featuriser shared by every field model
         proba = {name: m.predict_proba(texts, vectors, tfidf) for name, m in self.models.fields.items()}
         batch_ms = (time.perf_counter() - started) * 1000 / max(1, len(tickets))  # each ticket's share
         return [

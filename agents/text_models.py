@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -38,6 +39,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def transform(features: FeatureUnion, texts: list[str]) -> Any:
+    """`features.transform(texts)` without the FeatureUnion's joblib dispatch (same matrix, a millisecond less)."""
+    return sparse.hstack([t.transform(texts) for _, t in features.transformer_list]).tocsr()
+
+
+def linear_scores(head: Any, X: Any) -> np.ndarray:
+    """A fitted linear model's `decision_function(X)` without sklearn's per-call input checks (same numbers)."""
+    scores = np.asarray(X @ head.coef_.T) + head.intercept_
+    return scores.ravel() if scores.shape[1] == 1 else scores
+
+
+def log_proba(head: LogisticRegression, X: Any) -> np.ndarray:
+    """log of `predict_proba(X) + 1e-9` for a fitted logistic regression, computed from `linear_scores`."""
+    scores = linear_scores(head, X)
+    if scores.ndim == 1:  # binary: sklearn's probability of the positive class is the logistic of the score
+        positive = 1.0 / (1.0 + np.exp(-scores))
+        return np.log(np.column_stack([1.0 - positive, positive]) + 1e-9)
+    return np.log(softmax(scores) + 1e-9)
 
 
 def _expand(scores: np.ndarray, model_classes: np.ndarray, classes: np.ndarray, fill: float) -> np.ndarray:
@@ -161,15 +182,15 @@ class EnsembleClassifier:
     @staticmethod
     def _scores(head: Any, X: Any, classes: np.ndarray) -> np.ndarray:
         if isinstance(head, LogisticRegression):
-            return _expand(np.log(head.predict_proba(X) + 1e-9), head.classes_, classes, np.log(1e-9))
-        return _expand(head.decision_function(X), head.classes_, classes, -10.0)
+            return _expand(log_proba(head, X), head.classes_, classes, np.log(1e-9))
+        return _expand(linear_scores(head, X), head.classes_, classes, -10.0)
 
     def _matrices(self, texts: list[str], vectors: np.ndarray | None, X: Any = None) -> list[Any]:
         if vectors is None:
             if self.embedder is None:
                 raise RuntimeError("EnsembleClassifier has no embedder: call attach() after loading")
             vectors = self.embedder.embed(texts)
-        return [self.features_.transform(texts) if X is None else X, vectors]
+        return [transform(self.features_, texts) if X is None else X, vectors]
 
     def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None = None) -> EnsembleClassifier:
         self.classes_ = check_labels(labels)

@@ -77,3 +77,21 @@ def test_ties_are_kept_together_on_the_curve() -> None:
     assert list(thresholds) == [0.9, 0.5]
     assert list(precision) == [0.5, pytest.approx(2 / 3)]
     assert list(coverage) == [pytest.approx(2 / 3), 1.0]
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_fast_scores_equal_sklearns_own(demo_rows: list[dict], n_classes: int) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    from agents.text_models import linear_scores, log_proba, tfidf_features, transform
+
+    rows = [r for r in demo_rows if r["category"] in sorted({r["category"] for r in demo_rows})[:n_classes]]
+    texts, labels = [f"{r['title']} {r['body']}" for r in rows], [r["category"] for r in rows]
+    features = tfidf_features().fit(texts)
+    X = transform(features, texts)
+    assert (X != features.transform(texts)).nnz == 0  # the same matrix as the FeatureUnion's own
+    svm = LinearSVC().fit(X, labels)
+    np.testing.assert_allclose(linear_scores(svm, X), svm.decision_function(X), rtol=1e-10, atol=1e-12)
+    lr = LogisticRegression(max_iter=2000).fit(X, labels)
+    np.testing.assert_allclose(log_proba(lr, X), np.log(lr.predict_proba(X) + 1e-9), rtol=1e-8, atol=1e-10)
