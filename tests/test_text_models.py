@@ -90,7 +90,7 @@ def test_fast_scores_equal_sklearns_own(demo_rows: list[dict], n_classes: int) -
     texts, labels = [f"{r['title']} {r['body']}" for r in rows], [r["category"] for r in rows]
     features = tfidf_features().fit(texts)
     X = transform(features, texts)
-    assert (X != features.transform(texts)).nnz == 0  # the same matrix as the FeatureUnion's own
+    assert (features.transform(texts) != X).nnz == 0  # the same matrix as the FeatureUnion's own
     svm = LinearSVC().fit(X, labels)
     np.testing.assert_allclose(linear_scores(svm, X), svm.decision_function(X), rtol=1e-10, atol=1e-12)
     lr = LogisticRegression(max_iter=2000).fit(X, labels)
