@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--per-day", type=float, default=200.0, help="mean tickets per day over the whole week")
     parser.add_argument("--embedder", default="minilm", help="embedder of the themes")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"], help="MiniLM's")
     parser.add_argument("--triage", action="store_true", help="store real triage results (hashing-embedder service)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--at-hour", type=int, default=15, help="digest window ends at this UTC hour on the last day")
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = history.seed(store, end)
     seed_s = time.perf_counter() - started
     at = end.replace(hour=args.at_hour) - timedelta(days=1)  # Thursday afternoon: a full weekday in the window
-    embedder = make_embedder(args.embedder)
+    embedder = make_embedder(args.embedder, args.precision)
     started = time.perf_counter()
     embedder.embed(["warm up"])
     load_s = time.perf_counter() - started
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         f"window: 24 h to {at:%a %Y-%m-%d %H:%M} UTC: {digest.new} new, {digest.open} open, "
         f"{len(data.tickets)} tickets read, {len(digest.themes)} themes"
     )
-    print(f"embedder {embedder.name}: first load {load_s:.2f} s (not in the times below)")
+    print(f"embedder {embedder.name} ({getattr(embedder, 'precision', '-')}): first load {load_s:.2f} s (not in the times below)")
     for name, values in [*timings.items(), ("total", total)]:
         print(f"{name:7s} median {statistics.median(values) * 1000:7.0f} ms  max {max(values) * 1000:7.0f} ms")
     print(f"CPU time per run (load + build + render, all threads): {cpu_s:.2f} s")
