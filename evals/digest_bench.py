@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         f"window: 24 h to {at:%a %Y-%m-%d %H:%M} UTC: {digest.new} new, {digest.open} open, "
         f"{len(data.tickets)} tickets read, {len(digest.themes)} themes"
     )
-    print(f"embedder {embedder.name} ({getattr(embedder, 'precision', '-')}): first load {load_s:.2f} s (not in the times below)")
+    precision = getattr(embedder, "precision", "-")
+    print(f"embedder {embedder.name} ({precision}): first load {load_s:.2f} s (not in the times below)")
     for name, values in [*timings.items(), ("total", total)]:
         print(f"{name:7s} median {statistics.median(values) * 1000:7.0f} ms  max {max(values) * 1000:7.0f} ms")
     print(f"CPU time per run (load + build + render, all threads): {cpu_s:.2f} s")
