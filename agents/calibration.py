@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 NEVER = 1.01  # a threshold no confidence reaches: the field always goes to a human
+QUANTILE_GRID = np.linspace(0.0, 1.0, 101)
 
 
 class ThresholdChoice(BaseModel):
@@ -16,6 +17,9 @@ class ThresholdChoice(BaseModel):
     precision: float  # precision of held-out predictions at or above the threshold
     coverage: float  # share of held-out rows at or above the threshold
     support: int  # held-out rows the choice was made on
+    # held-out confidences at the quantiles 0, 0.01, ..., 1: what share of tickets a threshold sends under it
+    # (the cascade's LLM budget); empty in models saved before it was recorded
+    confidence_quantiles: list[float] = []
 
 
 def precision_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -37,11 +41,17 @@ def choose_threshold(
     n = len(confidence)
     if n == 0:
         return ThresholdChoice(threshold=NEVER, target_precision=target, precision=0.0, coverage=0.0, support=0)
+    quantiles = [round(float(q), 6) for q in np.quantile(confidence, QUANTILE_GRID)]
     thresholds, precision, coverage = precision_coverage_curve(confidence, correct)
     ok = (precision >= target) & (coverage * n >= min(min_support, n))
     if not ok.any():
         return ThresholdChoice(
-            threshold=NEVER, target_precision=target, precision=float(precision[0]), coverage=0.0, support=n
+            threshold=NEVER,
+            target_precision=target,
+            precision=float(precision[0]),
+            coverage=0.0,
+            support=n,
+            confidence_quantiles=quantiles,
         )
     i = int(np.flatnonzero(ok)[-1])
     return ThresholdChoice(
@@ -50,4 +60,20 @@ def choose_threshold(
         precision=float(precision[i]),
         coverage=float(coverage[i]),
         support=n,
+        confidence_quantiles=quantiles,
     )
+
+
+def budgeted_threshold(choice: ThresholdChoice, max_share: float) -> float:
+    """The abstention threshold, lowered until at most `max_share` of held-out rows fall under it.
+
+    The cascade asks the LLM about tickets under this threshold, so `max_share` caps LLM calls per ticket as
+    estimated on the training rows; the least confident tickets go first. Without recorded quantiles (models
+    saved by an older version), or with `max_share` >= 1, the abstention threshold is returned unchanged.
+    """
+    if not 0.0 <= max_share <= 1.0:
+        raise ValueError(f"max_share must be within [0, 1], got {max_share}")
+    if max_share >= 1.0 or len(choice.confidence_quantiles) != len(QUANTILE_GRID):
+        return choice.threshold
+    cap = float(np.interp(max_share, QUANTILE_GRID, choice.confidence_quantiles))
+    return min(choice.threshold, cap)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from agents.calibration import budgeted_threshold
 from agents.classify import Classifier
 from agents.llm import ChatModel
 from agents.llm_classify import ExampleBank, LlmClassifier
@@ -104,9 +105,8 @@ def build_llm_parts(
         classifier: Classifier = FallbackClassifier(llm, classical, breaker=breaker)
         writers = SummaryWriter(chat=chat, guard=guard), ReplyWriter(kb, chat, guard=guard)
     else:  # cascade: the LLM only where the classical model is unsure; summaries and replies stay classical
-        thresholds: dict[str, float] = {
-            f: models.thresholds[f].threshold for f in settings.cascade_fields if f in models.thresholds
-        }
+        choices, share = models.thresholds, settings.cascade_max_share
+        thresholds = {f: budgeted_threshold(choices[f], share) for f in settings.cascade_fields if f in choices}
         classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker, top_k=settings.cascade_top_k)
         writers = SummaryWriter(), ReplyWriter(kb)
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from agents.calibration import choose_threshold
+from agents.calibration import ThresholdChoice, choose_threshold
 from agents.text_models import EnsembleClassifier
 from evals.specs import DatasetSpec, Table
 from retrieval.embedders import Embedder
@@ -70,6 +70,7 @@ class ClassicalBackend:
         self.folds = folds
         self.target = target
         self.thresholds: dict[str, float] = {}
+        self.choices: dict[str, ThresholdChoice] = {}  # the thresholds with the held-out figures behind them
         self.models: dict[str, EnsembleClassifier] = {}
 
     def fit(self, train: Table, vectors: np.ndarray | None) -> None:
@@ -77,7 +78,7 @@ class ClassicalBackend:
             model = EnsembleClassifier(self.embedder, folds=self.folds).fit(train.texts, labels, vectors)
             predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
             choice = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), self.target)
-            self.models[name], self.thresholds[name] = model, choice.threshold
+            self.models[name], self.choices[name], self.thresholds[name] = model, choice, choice.threshold
 
     def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
         vectors = self.embedder.embed([t or " " for t in texts])

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.calibration import budgeted_threshold
 from agents.errors import BackendUnavailable, TriageError
 from agents.llm import ChatModel, ChatReply, Message
 from agents.llm_classify import Example, ExampleBank, LabelField, Labelled, LlmLabeller
@@ -100,6 +101,7 @@ class LlmPolicyBackend:
         target: float = 0.9,
         ask_fields: list[str] | None = None,
         top_k: int = 0,
+        max_share: float = 1.0,
     ) -> None:
         if name not in NAMES:
             raise ValueError(f"unknown LLM policy {name!r}: choose from {NAMES}")
@@ -112,6 +114,7 @@ class LlmPolicyBackend:
         self.guard = LlmGuard(chat.name, breaker)
         self.ask_fields = ask_fields  # None: every field the LLM labels; else only these go to the LLM
         self.top_k = top_k  # cascade: the LLM's label counts only among the classical top k (0: any label)
+        self.max_share = max_share  # cascade: the LLM budget, as in the service (agents.calibration)
         self.thresholds: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.latency_ms: list[float] = []
@@ -120,7 +123,11 @@ class LlmPolicyBackend:
         vectors = vectors if vectors is not None else self.embedder.embed([t or " " for t in train.texts])
         if not self.classical.models:  # a shared, already fitted classical backend is used as it is
             self.classical.fit(train, vectors)
-        self.cascade_thresholds = dict(self.classical.thresholds)
+        choices = self.classical.choices
+        self.cascade_thresholds = {
+            f: budgeted_threshold(choices[f], self.max_share) if f in choices else t
+            for f, t in self.classical.thresholds.items()
+        }
         self.thresholds = self.cascade_thresholds if self.name == "cascade" else {}
         ids = [f"train-{i}" for i in range(len(train))]
         self.memory = TicketMemory(self.embedder.dim)
@@ -223,5 +230,8 @@ def make_backend(name: str, *, settings: Any, embedder: Embedder, chat: ChatMode
     kb = load_kb(settings.kb_dir)
     searcher = HybridSearcher(SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder))
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-    top_k = settings.cascade_top_k if name == "cascade" else 0  # as the service's cascade (fields: every field)
-    return LlmPolicyBackend(name, chat, embedder, kb=kb, searcher=searcher, breaker=breaker, top_k=top_k)
+    # as the service's cascade (but every field may go to the LLM)
+    top_k, share = (settings.cascade_top_k, settings.cascade_max_share) if name == "cascade" else (0, 1.0)
+    return LlmPolicyBackend(
+        name, chat, embedder, kb=kb, searcher=searcher, breaker=breaker, top_k=top_k, max_share=share
+    )

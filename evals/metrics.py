@@ -56,7 +56,7 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray, points: int = 50
 
 def best_coverage_at(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
     """Oracle view on the test set: the most coverage any threshold reaches at the target precision."""
-    return choose_threshold(confidence, correct, target, min_support=1).model_dump()
+    return choose_threshold(confidence, correct, target, min_support=1).model_dump(exclude={"confidence_quantiles"})
 
 
 def rank_metrics(ranks: list[int | None], ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:

@@ -140,17 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     last = LastTicket(classical, embedder)
     shared: dict[str, Any] = {"kb": kb, "searcher": searcher, "classical": last}
     asked = [f for f in fields if f in settings.cascade_fields] or fields[:1]
+    guarded: dict[str, Any] = {**shared, "ask_fields": asked, "top_k": settings.cascade_top_k}
     policies = {
         "llm_first": LlmPolicyBackend("llm_first", chat, last, **shared),  # type: ignore[arg-type]
-        # the service's cascade: only the configured fields, the LLM's label only among the classical top k
+        # the service's cascade: only the configured fields, the LLM's label only among the classical top k,
+        # and at most the configured share of tickets (least confident first)
         "cascade": LlmPolicyBackend(
             "cascade",
             chat,
-            last,  # type: ignore[arg-type]
-            **shared,  # type: ignore[arg-type]
-            ask_fields=asked,
-            top_k=settings.cascade_top_k,
+            last,
+            max_share=settings.cascade_max_share,
+            **guarded,  # type: ignore[arg-type]
         ),
+        # the same with no budget: every ticket under the abstention threshold goes to the LLM
+        "cascade_unbudgeted": LlmPolicyBackend("cascade", chat, last, **guarded),  # type: ignore[arg-type]
         # the same without either guard: every field, any label the LLM gives
         "cascade_unguarded": LlmPolicyBackend("cascade", chat, last, **shared),  # type: ignore[arg-type]
     }
@@ -190,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         "fields": fields,
         "embedder": embedder.name,
         "thresholds": classical.thresholds,
-        "cascade": {"fields": asked, "top_k": settings.cascade_top_k},
+        "cascade": {
+            "fields": asked,
+            "top_k": settings.cascade_top_k,
+            "max_share": settings.cascade_max_share,
+            "thresholds": policies["cascade"].cascade_thresholds,
+        },
         "live_llm_requests": chat.live_calls,
         "replayed_from_earlier_runs": len(chat.cache) - chat.live_calls,
         "live_llm_latency": latency_summary(chat.live_latency_ms),  # the only LLM latencies measured in this run

@@ -195,6 +195,12 @@ def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir:
         )
     )
     assert set(both.classifier.thresholds) == {"category", "priority"}
+    choice = service.models.thresholds["category"]
+    assert thresholds["category"] <= choice.threshold  # the LLM budget (cascade_max_share) can only lower it
+    unlimited = build_service(
+        settings(data_dir, policy="cascade", llm_base_url=server.url, llm_model="fake-model", cascade_max_share=1.0)
+    )
+    assert unlimited.classifier.thresholds["category"] == choice.threshold
     result = service.triage(TICKET)
     classify_calls = [r for r in server.requests if "labels" in str(r["body"].get("response_format", ""))]
     unsure = [f for f in ("category", "priority") if "llm:" in result.backend[f]]

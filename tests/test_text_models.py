@@ -6,7 +6,7 @@ import joblib
 import numpy as np
 import pytest
 
-from agents.calibration import NEVER, choose_threshold, precision_coverage_curve
+from agents.calibration import NEVER, ThresholdChoice, budgeted_threshold, choose_threshold, precision_coverage_curve
 from agents.errors import DataError
 from agents.text_models import EmbeddingClassifier, EnsembleClassifier, TfidfClassifier
 from evals.classify_eval import split
@@ -70,6 +70,29 @@ def test_threshold_is_the_lowest_that_reaches_the_target() -> None:
     assert choice.precision == pytest.approx(0.9) and choice.coverage == pytest.approx(10 / 12)
     never = choose_threshold(confidence, ~correct, target=0.9, min_support=1)
     assert never.threshold == NEVER and never.coverage == 0.0
+
+
+def test_the_llm_budget_lowers_the_threshold_until_at_most_that_share_falls_under_it() -> None:
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.0, 1.0, 2000)
+    correct = rng.uniform(0.0, 1.0, 2000) < confidence  # calibrated: right with probability = confidence
+    choice = choose_threshold(confidence, correct, target=0.9)
+    under_abstention = float(np.mean(confidence < choice.threshold))
+    assert under_abstention > 0.5  # the precision target alone would send most tickets to the LLM
+    for share in (0.1, 0.3, 0.5):
+        capped = budgeted_threshold(choice, share)
+        assert capped < choice.threshold
+        assert np.mean(confidence < capped) == pytest.approx(share, abs=0.01)
+    assert budgeted_threshold(choice, 0.0) == pytest.approx(confidence.min(), abs=1e-6)  # nothing goes under it
+    assert budgeted_threshold(choice, 0.99) == choice.threshold  # the budget is wider than the abstention band
+    assert budgeted_threshold(choice, 1.0) == choice.threshold
+    with pytest.raises(ValueError, match="max_share"):
+        budgeted_threshold(choice, 1.5)
+
+
+def test_models_saved_without_quantiles_keep_the_abstention_threshold() -> None:
+    old = ThresholdChoice(threshold=0.7, target_precision=0.9, precision=0.91, coverage=0.6, support=100)
+    assert budgeted_threshold(old, 0.3) == 0.7
 
 
 def test_ties_are_kept_together_on_the_curve() -> None:
