@@ -114,7 +114,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_classify(args: argparse.Namespace) -> int:
-    from evals.classify_eval import evaluate_classical, split
+    from evals.classify_eval import evaluate_classical, fit_ensemble, split
     from evals.tables import read_rows, texts_and_labels
     from retrieval.embedders import make_embedder
 
@@ -126,15 +126,11 @@ def cmd_eval_classify(args: argparse.Namespace) -> int:
         train_x, train_y, test_x, test_y = split(texts, labels, args.test_size, args.seed)
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
-    metrics = evaluate_classical(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        make_embedder(args.embedder or "minilm"),
-        target=args.precision_target,
-        folds=args.folds,
-    )
+    embedder = make_embedder(args.embedder or "minilm")
+    fitted = fit_ensemble(train_x, train_y, embedder, target=args.precision_target, folds=args.folds)
+    metrics = evaluate_classical(train_x, train_y, test_x, test_y, embedder, fitted=fitted)
+    if args.backend != "classical":
+        metrics[args.backend] = _eval_llm_policy(args, fitted, embedder, (train_x, train_y), (test_x, test_y))
     metrics.update(
         {
             "data": str(args.data),
@@ -148,9 +144,44 @@ def cmd_eval_classify(args: argparse.Namespace) -> int:
         f"(baseline {metrics['baseline_accuracy']:.4f}/{metrics['baseline_macro_f1']:.4f}) "
         f"precision@thr={metrics['precision_at_threshold']:.3f} coverage={metrics['coverage_at_threshold']:.3f}"
     )
+    for name in ("llm_first", "llm_alone", "cascade"):
+        if figures := metrics.get(args.backend, {}).get(name):
+            print(
+                f"{name}: accuracy={figures[args.label_col]['accuracy']:.4f} "
+                f"macro_f1={figures[args.label_col]['macro_f1']:.4f} "
+                f"llm_calls/100={figures.get('llm_calls_per_100', '-')} fallback={figures.get('fallback_rate', '-')}"
+            )
     if args.out:
         print(f"wrote {write_json(Path(args.out), 'metrics.json', metrics)}")
     return 0
+
+
+def _eval_llm_policy(args, fitted, embedder, train, test) -> dict:  # type: ignore[no-untyped-def]
+    """`eval classify --backend llm|cascade`: that policy on the same split, with the same fitted classical model."""
+    from evals.llm_eval import chat_from_settings
+    from evals.policy_eval import evaluate_policy
+    from evals.specs import Table
+    from kb.loader import load_kb
+
+    settings = _settings(args)
+    chat = chat_from_settings(settings)  # BackendUnavailable with the reason when no endpoint answers
+    field = args.label_col  # named as in the data: "category" or "priority" get the taxonomy's descriptions
+    train_table, test_table = (Table([{} for _ in x], list(x), {field: list(y)}) for x, y in (train, test))
+    return evaluate_policy(
+        args.backend,
+        chat,
+        train_table,
+        test_table,
+        embedder,
+        model=fitted.model,
+        choice=fitted.choice,
+        train_vectors=fitted.vectors,
+        kb=load_kb(settings.kb_dir),
+        top_k=settings.cascade_top_k,
+        max_share=settings.cascade_max_share,
+        timeout=settings.llm_timeout,
+        progress=lambda i, n: print(f"  {args.backend}: {i}/{n}", flush=True) if i % 25 == 0 or i == n else None,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -271,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use at most N training rows")
     p.add_argument("--precision-target", type=float, default=0.9)
     p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument(
+        "--backend",
+        choices=["classical", "llm", "cascade"],
+        default="classical",
+        help="llm, cascade: also score that policy on the same split against the TRIAGE_LLM_* endpoint",
+    )
     p.add_argument("--out")
     p.set_defaults(func=cmd_eval_classify)
     from evals.commands import add_parsers as add_eval_parsers

@@ -93,24 +93,12 @@ def build_service(settings: Settings, *, progress: bool = False):  # type: ignor
     from agents.service import TriageService
     from agents.training import load_models, save_models, train_models
     from kb.loader import load_kb
-    from retrieval.corpus import content_hash, load_chunks
     from retrieval.embedders import make_embedder
-    from retrieval.errors import IndexMismatch, IndexMissing
     from retrieval.hybrid import HybridSearcher
-    from retrieval.index import SopIndex
 
     kb = load_kb(settings.kb_dir)
     embedder = make_embedder(settings.embedder, settings.embed_precision)
-    sops = settings.kb_dir / "sops"
-    digest = content_hash(sops)
-    try:
-        index = SopIndex.load(settings.index_dir, embedder, expected_hash=digest)
-    except (IndexMissing, IndexMismatch) as exc:
-        log.info("building the SOP index (%s)", exc)
-        index = SopIndex.build(
-            load_chunks(sops), embedder, content_hash=digest, source=str(sops), approximate=settings.approximate_index
-        )
-        index.save(settings.index_dir)
+    index = load_sop_index(settings, embedder)
     try:
         models = load_models(settings.model_dir, embedder)
     except ModelNotTrained:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
-from agents.calibration import choose_threshold
+from agents.calibration import ThresholdChoice, choose_threshold
 from agents.text_models import EnsembleClassifier
 from evals.metrics import (
     best_coverage_at,
@@ -42,6 +43,28 @@ def baseline(train_x: list[str], train_y: list[str], test_x: list[str]) -> list[
     return [str(p) for p in model.predict(test_x)]
 
 
+@dataclass
+class FittedEnsemble:
+    """The ensemble fitted on the training rows, its threshold, and the training vectors (for the LLM policies)."""
+
+    model: EnsembleClassifier
+    choice: ThresholdChoice
+    vectors: np.ndarray
+    seconds: float
+
+
+def fit_ensemble(
+    train_x: list[str], train_y: list[str], embedder: Embedder, *, target: float = 0.9, folds: int = 5
+) -> FittedEnsemble:
+    """Fit on train; the abstention threshold is chosen on train's out-of-fold rows."""
+    started = time.perf_counter()
+    vectors = embedder.embed(train_x)
+    model = EnsembleClassifier(embedder, folds=folds).fit(train_x, train_y, vectors)
+    oof_pred = model.classes_[model.oof_proba_.argmax(axis=1)]
+    choice = choose_threshold(model.oof_proba_.max(axis=1), oof_pred == np.array(train_y), target)
+    return FittedEnsemble(model, choice, vectors, time.perf_counter() - started)
+
+
 def evaluate_classical(
     train_x: list[str],
     train_y: list[str],
@@ -52,14 +75,11 @@ def evaluate_classical(
     target: float = 0.9,
     folds: int = 5,
     latency_sample: int = 200,
+    fitted: FittedEnsemble | None = None,
 ) -> dict[str, Any]:
-    """Fit on train, score on test; the abstention threshold is chosen on train's out-of-fold rows."""
-    started = time.perf_counter()
-    train_vec = embedder.embed(train_x)
-    model = EnsembleClassifier(embedder, folds=folds).fit(train_x, train_y, train_vec)
-    fit_seconds = time.perf_counter() - started
-    oof_pred = model.classes_[model.oof_proba_.argmax(axis=1)]
-    choice = choose_threshold(model.oof_proba_.max(axis=1), oof_pred == np.array(train_y), target)
+    """Fit on train (unless `fitted` is given), score on test."""
+    fitted = fitted or fit_ensemble(train_x, train_y, embedder, target=target, folds=folds)
+    model, choice, fit_seconds = fitted.model, fitted.choice, fitted.seconds
     started = time.perf_counter()
     proba = model.predict_proba(test_x)  # embeds the test texts: batch throughput includes embeddings
     batch_seconds = time.perf_counter() - started

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.config import Settings  # noqa: E402
 from evals.backends import ClassicalBackend, RowOutput  # noqa: E402
 from evals.llm_eval import CachingChat, LlmPolicyBackend, chat_from_settings  # noqa: E402
-from evals.metrics import classification_report, latency_summary  # noqa: E402
+from evals.metrics import latency_summary  # noqa: E402
+from evals.policy_eval import alone, policy_figures  # noqa: E402
 from evals.specs import Table, load_spec, read_table, split_indices  # noqa: E402
 
 
@@ -35,7 +36,7 @@ class LastTicket:
         self.classical = classical
         self.embedder = embedder
         self.name, self.dim = embedder.name, embedder.dim
-        self.models, self.thresholds = classical.models, classical.thresholds
+        self.models, self.thresholds, self.choices = classical.models, classical.thresholds, classical.choices
         self._answer: tuple[list[str], list[RowOutput]] | None = None
         self._vector: tuple[list[str], Any] | None = None
 
@@ -58,34 +59,6 @@ def split(table: Table, field: str, n_test: int, seed: int, train_limit: int | N
     if train_limit and len(train_idx) > train_limit:
         train_idx = random.Random(seed).sample(list(train_idx), train_limit)
     return table.take(list(train_idx)), table.take(list(test_idx))
-
-
-def policy_figures(name: str, outputs: list[RowOutput], test: Table, latency: list[float], stats: dict) -> dict:
-    n = len(outputs)
-    out: dict[str, Any] = {"policy": name, "n": n, **latency_summary(latency)}
-    out["latency_ms_mean"] = round(sum(latency) / n, 1) if n else None
-    for field in test.labels:
-        pred = [o.fields[field].label if field in o.fields else "<failed>" for o in outputs]
-        report = classification_report(test.labels[field][:n], pred)
-        out[field] = {"accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4)}
-        decided = [o.fields[field].decided_by for o in outputs if field in o.fields]
-        out[field]["decided_by"] = {b: decided.count(b) for b in sorted(set(decided))}
-    if stats:
-        answered = stats.get("valid_first_try", 0) + stats.get("valid_after_reask", 0) + stats.get("invalid", 0)
-        out.update(
-            tickets_to_llm_per_100=round(100 * stats.get("llm_tickets", 0) / n, 1) if n else 0,
-            llm_calls_per_100=round(100 * stats.get("llm_requests", 0) / n, 1) if n else 0,
-            fallback_rate=round(stats.get("fallbacks", 0) / n, 4) if n else 0,
-            json_valid_first_try=round(stats.get("valid_first_try", 0) / answered, 4) if answered else None,
-            json_valid_after_reask=round((answered - stats.get("invalid", 0)) / answered, 4) if answered else None,
-            stats=dict(stats),
-        )
-    return out
-
-
-def alone(outputs: list[RowOutput]) -> list[RowOutput]:
-    """The LLM without its fallback: a ticket the LLM failed on is a failed row (scored wrong)."""
-    return [RowOutput() if any("(fallback)" in p.decided_by for p in o.fields.values()) else o for o in outputs]
 
 
 def subset_accuracy(field: str, outputs: dict[str, list[RowOutput]], test: Table) -> dict[str, Any]:
