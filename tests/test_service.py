@@ -27,6 +27,16 @@ def test_empty_or_wordless_tickets_go_to_a_human_with_a_reason(trained_service, 
     assert any("no text" in r or "unknown to the model" in r for r in result.reasons)
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["Tulostin ei toimi kolmannessa kerroksessa, paperi juuttuu jatkuvasti", "三階のプリンターが動きません。紙詰まりです。"],
+)
+def test_a_language_the_model_never_saw_goes_to_a_human_with_a_reason(trained_service, body: str) -> None:
+    result = trained_service.triage(Ticket(body=body))
+    assert result.needs_human and result.category in {c.id for c in trained_service.kb.taxonomy.categories}
+    assert any("unknown to the model" in r for r in result.reasons)
+
+
 def test_low_confidence_fields_are_still_suggested_but_flagged(trained_service) -> None:
     result = trained_service.triage(Ticket(body="it doesnt work again"))
     assert result.category and result.team
