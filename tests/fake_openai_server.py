@@ -18,6 +18,7 @@ SCENARIOS = (
     "trickle",  # a valid answer, one byte every 0.2 s
     "500",
     "429",
+    "401",  # the API key is refused
     "invalid_json",  # the message content is cut-off JSON
     "garbage_body",  # HTTP 200 whose body is not JSON at all
     "unknown_label",  # labels outside the taxonomy
@@ -136,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
             scenario = "ok"
         if scenario == "500":
             return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+        if scenario == "401":
+            return self._send(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
         if scenario == "429":
             return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
         if scenario == "garbage_body":

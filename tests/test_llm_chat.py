@@ -80,6 +80,7 @@ def test_without_a_schema_the_reply_is_plain_text(server: FakeOpenAI) -> None:
     [
         ("500", BackendUnavailable, "HTTP 500"),
         ("429", BackendUnavailable, "rate limited"),
+        ("401", BackendUnavailable, "wrong API key"),
         ("garbage_body", BackendUnavailable, "unusable response"),
         ("invalid_json", InvalidModelOutput, "no JSON object"),
         ("huge", InvalidModelOutput, "no JSON object"),

@@ -79,7 +79,7 @@ def test_a_working_llm_decides_writes_and_reports_its_cost(trained_service, serv
 
 @pytest.mark.parametrize(
     "scenario",
-    ["hang", "trickle", "500", "429", "invalid_json", "garbage_body", "unknown_label", "huge", "injection_echo"],
+    ["hang", "trickle", "500", "429", "401", "invalid_json", "garbage_body", "unknown_label", "huge", "injection_echo"],
 )
 def test_every_misbehaviour_gives_a_valid_result_in_time_with_the_reason(
     trained_service, server, demo_rows, scenario: str

@@ -29,7 +29,10 @@ def test_empty_or_wordless_tickets_go_to_a_human_with_a_reason(trained_service, 
 
 @pytest.mark.parametrize(
     "body",
-    ["Tulostin ei toimi kolmannessa kerroksessa, paperi juuttuu jatkuvasti", "三階のプリンターが動きません。紙詰まりです。"],
+    [
+        "Tulostin ei toimi kolmannessa kerroksessa, paperi juuttuu jatkuvasti",
+        "三階のプリンターが動きません。紙詰まりです。",
+    ],
 )
 def test_a_language_the_model_never_saw_goes_to_a_human_with_a_reason(trained_service, body: str) -> None:
     result = trained_service.triage(Ticket(body=body))
