@@ -51,7 +51,7 @@ def test_only_quality_metrics_are_gated_never_latency() -> None:
         (summary(accuracy=0.795), True),  # within tolerance
         (summary(accuracy=0.95), True),  # better is fine
         (summary(accuracy=0.78), False),
-        (summary(ece=0.07), False),  # calibration error: lower is better
+        (summary(ece=0.08), False),  # calibration error: lower is better (tolerance doubled: 0.02)
         (summary(ece=0.01), True),
         (summary(partial=True), False),
     ],
@@ -73,6 +73,13 @@ def test_a_metric_missing_from_the_current_run_fails() -> None:
 def test_tolerance_is_respected() -> None:
     assert not [f for f in compare(summary(), summary(accuracy=0.75), tolerance=0.06) if f.problem]
     assert [f for f in compare(summary(), summary(accuracy=0.75), tolerance=0.04) if f.problem]
+
+
+def test_ece_gets_twice_the_tolerance_the_same_number_of_tickets() -> None:
+    base = summary(ece=0.05)
+    assert not [f for f in compare(base, summary(ece=0.08), tolerance=0.02) if f.problem]  # one ticket: up to 2/N
+    failed = [f for f in compare(base, summary(ece=0.10), tolerance=0.02) if f.problem]
+    assert [f.key.rsplit("/", 1)[1] for f in failed] == ["ece"] and "tolerance 0.04" in (failed[0].problem or "")
 
 
 def test_unreadable_or_foreign_files_are_clear_errors(tmp_path: Path) -> None:
