@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
+from agents.calibration import ThresholdChoice, choose_threshold
 from agents.errors import DataError
 from retrieval.embedders import Embedder
 
@@ -226,6 +227,11 @@ class EnsembleClassifier:
             for scale, head, X in zip(self.scales_, self.heads_, matrices, strict=True)
         )
         return softmax(np.asarray(logits))
+
+    def oof_threshold(self, labels: list[str], target: float) -> ThresholdChoice:
+        """The abstention threshold for `target` precision, chosen on the out-of-fold predictions of fit(labels)."""
+        predicted = self.classes_[self.oof_proba_.argmax(axis=1)]
+        return choose_threshold(self.oof_proba_.max(axis=1), predicted == np.asarray(labels, dtype=str), target)
 
     def attach(self, embedder: Embedder) -> EnsembleClassifier:
         """Give a loaded model its embedder back (it is never pickled)."""

@@ -100,8 +100,7 @@ def train_models(
         labels = [str(r[name]) for r in rows]
         model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features).fit(texts, labels, vectors)
         models[name] = model
-        predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
-        thresholds[name] = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), target)
+        thresholds[name] = model.oof_threshold(labels, target)
     thresholds["team"] = _team_threshold(rows, texts, vectors, models["team"], memory, Router(kb), target)
     info = {
         "n_train": len(rows),

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from agents.calibration import ThresholdChoice, choose_threshold
+from agents.calibration import ThresholdChoice
 from agents.text_models import EnsembleClassifier
 from evals.specs import DatasetSpec, Table
 from retrieval.embedders import Embedder
@@ -47,7 +47,9 @@ class EvalBackend(Protocol):
 
     name: str
     batch_size: int
-    thresholds: dict[str, float]
+
+    @property
+    def thresholds(self) -> dict[str, float]: ...
 
     def fit(self, train: Table, vectors: np.ndarray | None) -> None: ...
 
@@ -69,16 +71,17 @@ class ClassicalBackend:
         self.embedder = embedder
         self.folds = folds
         self.target = target
-        self.thresholds: dict[str, float] = {}
         self.choices: dict[str, ThresholdChoice] = {}  # the thresholds with the held-out figures behind them
         self.models: dict[str, EnsembleClassifier] = {}
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {name: choice.threshold for name, choice in self.choices.items()}
 
     def fit(self, train: Table, vectors: np.ndarray | None) -> None:
         for name, labels in train.labels.items():
             model = EnsembleClassifier(self.embedder, folds=self.folds).fit(train.texts, labels, vectors)
-            predicted = model.classes_[model.oof_proba_.argmax(axis=1)]
-            choice = choose_threshold(model.oof_proba_.max(axis=1), predicted == np.array(labels), self.target)
-            self.models[name], self.choices[name], self.thresholds[name] = model, choice, choice.threshold
+            self.models[name], self.choices[name] = model, model.oof_threshold(labels, self.target)
 
     def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
         vectors = self.embedder.embed([t or " " for t in texts])

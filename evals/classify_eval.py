@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
-from agents.calibration import ThresholdChoice, choose_threshold
+from agents.calibration import ThresholdChoice
 from agents.text_models import EnsembleClassifier
 from evals.metrics import (
     best_coverage_at,
@@ -60,9 +60,7 @@ def fit_ensemble(
     started = time.perf_counter()
     vectors = embedder.embed(train_x)
     model = EnsembleClassifier(embedder, folds=folds).fit(train_x, train_y, vectors)
-    oof_pred = model.classes_[model.oof_proba_.argmax(axis=1)]
-    choice = choose_threshold(model.oof_proba_.max(axis=1), oof_pred == np.array(train_y), target)
-    return FittedEnsemble(model, choice, vectors, time.perf_counter() - started)
+    return FittedEnsemble(model, model.oof_threshold(train_y, target), vectors, time.perf_counter() - started)
 
 
 def evaluate_classical(

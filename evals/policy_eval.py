@@ -74,7 +74,7 @@ def evaluate_policy(
         raise ValueError(f"policy must be llm or cascade with one label field, got {policy!r}, {list(train.labels)}")
     field = next(iter(train.labels))
     classical = ClassicalBackend(embedder, target=choice.target_precision)
-    classical.models[field], classical.choices[field], classical.thresholds[field] = model, choice, choice.threshold
+    classical.models[field], classical.choices[field] = model, choice
     cascade = policy == "cascade"
     backend = LlmPolicyBackend(
         "cascade" if cascade else "llm_first",
