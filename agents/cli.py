@@ -127,7 +127,8 @@ def cmd_eval_classify(args: argparse.Namespace) -> int:
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
     embedder = make_embedder(args.embedder or "minilm")
-    fitted = fit_ensemble(train_x, train_y, embedder, target=args.precision_target, folds=args.folds)
+    members = args.members or _settings(args).members
+    fitted = fit_ensemble(train_x, train_y, embedder, target=args.precision_target, folds=args.folds, members=members)
     metrics = evaluate_classical(train_x, train_y, test_x, test_y, embedder, fitted=fitted)
     if args.backend != "classical":
         metrics[args.backend] = _eval_llm_policy(args, fitted, embedder, (train_x, train_y), (test_x, test_y))
@@ -191,6 +192,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from retrieval.embedders import make_embedder
 
     settings = _settings(args)
+    if args.label_col:  # any labelled data set: one classifier for that column
+        from agents.label_cli import cmd_train_labels
+
+        return cmd_train_labels(args, settings)
     rows = read_jsonl(Path(args.data)) if args.data else read_jsonl(settings.training_data)
     if args.with_feedback:
         from agents.review import feedback_training_rows
@@ -201,7 +206,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         rows = rows + reviewed
     embedder = make_embedder(settings.embedder, settings.embed_precision)
     models = train_models(
-        rows, embedder, load_kb(settings.kb_dir), target=settings.precision_target, folds=settings.train_folds
+        rows,
+        embedder,
+        load_kb(settings.kb_dir),
+        target=settings.precision_target,
+        folds=settings.train_folds,
+        members=settings.members,
     )
     out = Path(args.out) if args.out else settings.model_dir
     save_models(models, out)
@@ -299,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--members", help="ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
     p.add_argument("--limit", type=int, help="use at most N training rows")
     p.add_argument("--precision-target", type=float, default=0.9)
     p.add_argument("--embedder", choices=["minilm", "hashing"])
@@ -314,8 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parsers(ev, sub, _settings)  # eval run, eval gate, bench
 
-    p = sub.add_parser("train", help="train the triage models on labelled tickets (JSONL)")
+    p = sub.add_parser("train", help="train the triage models, or one classifier for any labelled data set")
     p.add_argument("--data", help="JSONL with title, body, category, priority, team (default: demo tickets)")
+    p.add_argument("--text-col", action="append", help="with --label-col: text column(s) of a CSV, JSONL or zip")
+    p.add_argument("--label-col", help="train one classifier for this column instead of the triage models")
+    p.add_argument("--members", help="ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
+    p.add_argument("--embedder", choices=["minilm", "hashing"])
     p.add_argument("--out")
     p.add_argument("--data-dir")
     p.add_argument("--with-feedback", action="store_true", help="add tickets people corrected or accepted")
@@ -337,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agents.digest_cli import add_parsers as add_digest_parsers
 
     add_digest_parsers(sub, _settings)  # digest, scheduler, demo seed
+    from agents.label_cli import add_parsers as add_label_parsers
+
+    add_label_parsers(sub, _settings)
     from agents.ask_cli import add_parsers as add_ask_parsers
 
     add_ask_parsers(sub, ev, _settings)  # ask, eval answers, eval owners

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.members import DEFAULT_MEMBERS
 from kb import KB_DIR
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     approximate_index: bool = False
     precision_target: float = Field(default=0.9, gt=0.0, le=1.0)
     train_folds: int = Field(default=5, ge=2)  # cross-validation folds for calibration and thresholds
+    # the classical ensemble's members (agents/members.py): svm, lr, knnK (K neighbours), ftE (fine-tune E epochs)
+    members: str = DEFAULT_MEMBERS
     database_url: str | None = None
     stale_after_days: int = Field(default=365, gt=0)
     answer_threshold: float = Field(default=0.293, ge=0.0, le=1.0)  # `ask` abstains below; see evals/reports/answers.md
@@ -109,6 +112,7 @@ def build_service(settings: Settings, *, progress: bool = False):  # type: ignor
             kb,
             target=settings.precision_target,
             folds=settings.train_folds,
+            members=settings.members,
         )
         save_models(models, settings.model_dir)
     classifier = ClassicalClassifier(models.fields["category"], models.fields["priority"])

@@ -1,8 +1,8 @@
-"""Text classifiers behind one interface: TF-IDF, sentence embeddings, and their calibrated ensemble."""
+"""Text classifiers behind one interface: TF-IDF, sentence embeddings, and their calibrated, stacked ensemble."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,6 +16,7 @@ from sklearn.svm import LinearSVC
 
 from agents.calibration import ThresholdChoice, choose_threshold
 from agents.errors import DataError
+from agents.members import DEFAULT_MEMBERS, Member, Views, expand, parse_members, softmax
 from retrieval.embedders import Embedder
 
 
@@ -36,41 +37,9 @@ def check_labels(labels: list[str]) -> np.ndarray:
     return classes
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
 def transform(features: FeatureUnion, texts: list[str]) -> Any:
     """`features.transform(texts)` without the FeatureUnion's joblib dispatch (same matrix, a millisecond less)."""
     return sparse.hstack([t.transform(texts) for _, t in features.transformer_list]).tocsr()
-
-
-def linear_scores(head: Any, X: Any) -> np.ndarray:
-    """A fitted linear model's `decision_function(X)` without sklearn's per-call input checks (same numbers)."""
-    scores = np.asarray(X @ head.coef_.T) + head.intercept_
-    return scores.ravel() if scores.shape[1] == 1 else scores
-
-
-def log_proba(head: LogisticRegression, X: Any) -> np.ndarray:
-    """log of `predict_proba(X) + 1e-9` for a fitted logistic regression, computed from `linear_scores`."""
-    scores = linear_scores(head, X)
-    if scores.ndim == 1:  # binary: sklearn's probability of the positive class is the logistic of the score
-        positive = 1.0 / (1.0 + np.exp(-scores))
-        return np.log(np.column_stack([1.0 - positive, positive]) + 1e-9)
-    return np.log(softmax(scores) + 1e-9)
-
-
-def _expand(scores: np.ndarray, model_classes: np.ndarray, classes: np.ndarray, fill: float) -> np.ndarray:
-    """Put a model's columns in the order of `classes`; classes it never saw get `fill`."""
-    if scores.ndim == 1:  # binary decision_function: one column for the positive class
-        scores = np.column_stack([-scores, scores])
-    out = np.full((scores.shape[0], len(classes)), fill, dtype=np.float64)
-    index = {c: i for i, c in enumerate(classes)}
-    for j, cls in enumerate(model_classes):
-        out[:, index[cls]] = scores[:, j]
-    return out
 
 
 def tfidf_features(max_features: int = 300_000) -> FeatureUnion:
@@ -105,7 +74,7 @@ class TfidfClassifier:
         return self
 
     def decision(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        return _expand(self.head_.decision_function(self.features_.transform(texts)), self.classes_, self.classes_, 0.0)
+        return expand(self.head_.decision_function(self.features_.transform(texts)), self.classes_, self.classes_, 0.0)
 
     def predict_proba(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
         return softmax(self.decision(texts) * 5.0)
@@ -148,13 +117,43 @@ def _nll(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(log_norm - z[np.arange(len(y)), y]))
 
 
-class EnsembleClassifier:
-    """TF-IDF/SVM margins and embedding/LR log-probabilities, stacked as softmax(a*z1 + b*z2).
+def stack(weights: list[float], scores: list[np.ndarray]) -> np.ndarray:
+    """sum w_i * scores_i: the ensemble's logits."""
+    return np.asarray(np.sum([w * z for w, z in zip(weights, scores, strict=True)], axis=0))
 
-    The two scales are fitted on out-of-fold scores (every row scored by models that never saw it),
-    which also calibrates the result. fit() keeps those held-out probabilities in `oof_proba_` so
-    abstention thresholds are chosen on unseen rows; then both members are refitted on all rows.
-    TF-IDF vocabulary and IDF are learned once on all training texts (no labels involved).
+
+def fit_scales(scores: list[np.ndarray], y: np.ndarray, bounds: list[float]) -> list[float]:
+    """Weights w minimising the log-loss of softmax(sum w_i * scores_i): stacking and calibration in one."""
+    result = minimize(
+        lambda w: _nll(stack(list(w), scores), y),
+        x0=np.ones(len(scores)),
+        bounds=[(0.0, b) for b in bounds],
+        method="L-BFGS-B",
+    )
+    return [float(v) for v in result.x]
+
+
+def holdout_rows(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows): stratified; classes with fewer than 2 rows stay on the fit side."""
+    counts = np.bincount(y)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for cls in np.flatnonzero(counts >= 2):
+        rows = rng.permutation(np.flatnonzero(y == cls))
+        held.extend(rows[: max(1, int(round(share * len(rows))))])
+    held_rows = np.sort(np.array(held, dtype=int))
+    return np.setdiff1d(np.arange(len(y)), held_rows), held_rows
+
+
+class EnsembleClassifier:
+    """Members (TF-IDF/SVM, MiniLM/LR, optionally kNN votes and a fine-tuned MiniLM) stacked as softmax(sum w_i z_i).
+
+    The weights are fitted on held-out scores (every row scored by models that never saw it), which also
+    calibrates the result; fit() keeps those held-out probabilities in `oof_proba_` (for the rows `oof_rows_`) so
+    abstention thresholds are chosen on unseen rows. Cheap members are cross-fitted over `folds` folds and then
+    refitted on all rows. A costly member (fine-tuning) is trained once on all rows but a stratified `holdout`
+    share; stacking and thresholds then use only that held-out share. The TF-IDF vocabulary and IDF are learned
+    once on all training texts (no labels involved).
     """
 
     name = "ensemble"
@@ -164,74 +163,67 @@ class EnsembleClassifier:
         embedder: Embedder | None,
         folds: int = 5,
         seed: int = 42,
-        svm_C: float = 0.5,
-        embedding_C: float = 20.0,
         max_features: int = 300_000,
         features: FeatureUnion | None = None,
+        members: str = DEFAULT_MEMBERS,
+        holdout: float = 0.15,
     ) -> None:
         self.embedder = embedder
         self.features = features  # a TF-IDF featuriser already fitted on the same texts, shared between fields
         self.folds = folds
         self.seed = seed
-        self.svm_C = svm_C
-        self.embedding_C = embedding_C
         self.max_features = max_features
+        self.members = members  # e.g. "svm,lr,knn10,ft1": see agents.members.parse_members
+        self.holdout = holdout
 
-    def _heads(self) -> list[Callable[[], Any]]:
-        return [lambda: LinearSVC(C=self.svm_C), lambda: LogisticRegression(C=self.embedding_C, max_iter=3000)]
-
-    @staticmethod
-    def _scores(head: Any, X: Any, classes: np.ndarray) -> np.ndarray:
-        if isinstance(head, LogisticRegression):
-            return _expand(log_proba(head, X), head.classes_, classes, np.log(1e-9))
-        return _expand(linear_scores(head, X), head.classes_, classes, -10.0)
-
-    def _matrices(self, texts: list[str], vectors: np.ndarray | None, X: Any = None) -> list[Any]:
+    def _views(self, texts: list[str], vectors: np.ndarray | None, X: Any = None) -> Views:
         if vectors is None:
             if self.embedder is None:
                 raise RuntimeError("EnsembleClassifier has no embedder: call attach() after loading")
-            vectors = self.embedder.embed(texts)
-        return [transform(self.features_, texts) if X is None else X, vectors]
+            vectors = self.embedder.embed([t or " " for t in texts])
+        return Views(texts, transform(self.features_, texts) if X is None else X, vectors)
 
     def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None = None) -> EnsembleClassifier:
         self.classes_ = check_labels(labels)
+        members = parse_members(self.members)
         y_text = np.asarray(labels, dtype=object).astype(str)
         y = np.searchsorted(self.classes_, y_text)
         self.features_ = self.features if self.features is not None else tfidf_features(self.max_features).fit(texts)
-        matrices = self._matrices(texts, vectors)
-        oof = [np.zeros((len(texts), len(self.classes_))) for _ in matrices]
+        views = self._views(texts, vectors)
+        all_rows = np.arange(len(texts))
+        fit_rows, held = holdout_rows(y, self.holdout, self.seed) if any(m.costly for m in members) else (all_rows,) * 2
         n_splits = int(max(2, min(self.folds, np.bincount(y).max())))
-        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed)
-        for train, test in splitter.split(np.zeros(len(y)), y):
-            for view, (make, X) in enumerate(zip(self._heads(), matrices, strict=True)):
-                if len(np.unique(y[train])) < 2:
-                    continue
-                head = make().fit(X[train], y_text[train])
-                oof[view][test] = self._scores(head, X[test], self.classes_)
-        result = minimize(
-            lambda ab: _nll(ab[0] * oof[0] + ab[1] * oof[1], y),
-            x0=np.array([1.0, 1.0]),
-            bounds=[(0.0, 100.0), (0.0, 10.0)],
-            method="L-BFGS-B",
-        )
-        self.scales_ = [float(v) for v in result.x]
-        self.oof_proba_ = softmax(self.scales_[0] * oof[0] + self.scales_[1] * oof[1])
-        self.heads_ = [make().fit(X, y_text) for make, X in zip(self._heads(), matrices, strict=True)]
+        folds = list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed).split(all_rows, y))
+        held_out: list[np.ndarray] = []
+        self.members_: list[Member] = []
+        for member in members:
+            if member.costly:  # one fit on the fit rows, scored on the held-out rows; kept as it is
+                fitted = member.fit(views.rows(fit_rows), y_text[fit_rows])
+                held_out.append(fitted.scores(views.rows(held), self.classes_))
+                self.members_.append(fitted)
+                continue
+            oof = np.zeros((len(texts), len(self.classes_)))
+            for train, test in folds:
+                if len(np.unique(y[train])) >= 2:
+                    fold_model = copy.deepcopy(member).fit(views.rows(train), y_text[train])
+                    oof[test] = fold_model.scores(views.rows(test), self.classes_)
+            held_out.append(oof[held])
+            self.members_.append(member.fit(views, y_text))
+        self.scales_ = fit_scales(held_out, y[held], [m.max_scale for m in members])
+        self.oof_rows_ = held
+        self.oof_proba_ = softmax(stack(self.scales_, held_out))
         return self
 
     def predict_proba(self, texts: list[str], vectors: np.ndarray | None = None, X: Any = None) -> np.ndarray:
         """Probabilities; `X` is `features_.transform(texts)` when the caller already computed it."""
-        matrices = self._matrices(texts, vectors, X)
-        logits = sum(
-            scale * self._scores(head, X, self.classes_)
-            for scale, head, X in zip(self.scales_, self.heads_, matrices, strict=True)
-        )
-        return softmax(np.asarray(logits))
+        views = self._views(texts, vectors, X)
+        return softmax(stack(self.scales_, [m.scores(views, self.classes_) for m in self.members_]))
 
     def oof_threshold(self, labels: list[str], target: float) -> ThresholdChoice:
-        """The abstention threshold for `target` precision, chosen on the out-of-fold predictions of fit(labels)."""
+        """The abstention threshold for `target` precision, chosen on the held-out predictions of fit(labels)."""
         predicted = self.classes_[self.oof_proba_.argmax(axis=1)]
-        return choose_threshold(self.oof_proba_.max(axis=1), predicted == np.asarray(labels, dtype=str), target)
+        truth = np.asarray(labels, dtype=str)[self.oof_rows_]
+        return choose_threshold(self.oof_proba_.max(axis=1), predicted == truth, target)
 
     def attach(self, embedder: Embedder) -> EnsembleClassifier:
         """Give a loaded model its embedder back (it is never pickled)."""
@@ -241,4 +233,5 @@ class EnsembleClassifier:
     def __getstate__(self) -> dict[str, Any]:
         state = {**self.__dict__, "embedder": None}
         state.pop("oof_proba_", None)
+        state.pop("oof_rows_", None)
         return state

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +11,17 @@ from typing import Any
 import joblib
 import numpy as np
 
+from agents.artifacts import write_folder
 from agents.calibration import ThresholdChoice, choose_threshold
 from agents.errors import DataError, ModelNotTrained
+from agents.members import DEFAULT_MEMBERS
 from agents.route import Router
 from agents.similar import TicketMemory
 from agents.text_models import EnsembleClassifier, tfidf_features
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
 
-FORMAT = "triage-models.v2"  # v2: the field models share one TF-IDF featuriser
+FORMAT = "triage-models.v3"  # v2: the field models share one TF-IDF featuriser; v3: N-member ensembles
 FIELDS = ("category", "priority", "team")
 NEIGHBOURS = 5
 
@@ -63,8 +62,9 @@ def _team_threshold(
 ) -> ThresholdChoice:
     """Choose the routing threshold on held-out scores: out-of-fold model, neighbours excluding the ticket."""
     correct, confidence = [], []
-    for i, row in enumerate(rows):
-        proba = dict(zip(model.classes_, model.oof_proba_[i], strict=True))
+    for i, held_out in zip(model.oof_rows_, model.oof_proba_, strict=True):
+        row = rows[i]
+        proba = dict(zip(model.classes_, held_out, strict=True))
         neighbours = memory.search(vectors[i], NEIGHBOURS, exclude_id=row["id"])
         decision, _ = router.decide(texts[i], proba, neighbours)
         confidence.append(decision.confidence)
@@ -80,6 +80,7 @@ def train_models(
     target: float = 0.9,
     folds: int = 5,
     seed: int = 42,
+    members: str = DEFAULT_MEMBERS,
 ) -> TriageModels:
     """Fit category, priority and team ensembles on labelled tickets (dicts with title, body and labels)."""
     if len(rows) < 10:
@@ -98,7 +99,8 @@ def train_models(
     features = tfidf_features().fit(texts)  # one vocabulary for all fields: the service transforms a ticket once
     for name in FIELDS:
         labels = [str(r[name]) for r in rows]
-        model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features).fit(texts, labels, vectors)
+        model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features, members=members)
+        model.fit(texts, labels, vectors)
         models[name] = model
         thresholds[name] = model.oof_threshold(labels, target)
     thresholds["team"] = _team_threshold(rows, texts, vectors, models["team"], memory, Router(kb), target)
@@ -106,17 +108,16 @@ def train_models(
         "n_train": len(rows),
         "seconds": round(time.perf_counter() - started, 2),
         "target_precision": target,
+        "members": members,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return TriageModels(models, thresholds, memory, embedder.name, info)
 
 
 def save_models(models: TriageModels, out: Path) -> None:
-    """Write to a temporary folder beside `out`, then swap it in: a failed save keeps the old models."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write the models folder atomically: a failed save keeps the old models."""
+
+    def write(tmp: Path) -> None:
         vectors = models.memory.index.reconstruct_n(0, len(models.memory)) if len(models.memory) else None
         joblib.dump(
             {"fields": models.fields, "memory_vectors": vectors, "memory_records": models.memory.records},
@@ -130,12 +131,8 @@ def save_models(models: TriageModels, out: Path) -> None:
             "classes": {k: [str(c) for c in m.classes_] for k, m in models.fields.items()},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder(out, write)
 
 
 def load_models(path: Path, embedder: Embedder) -> TriageModels:

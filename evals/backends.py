@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from agents.calibration import ThresholdChoice
+from agents.members import DEFAULT_MEMBERS
 from agents.text_models import EnsembleClassifier
 from evals.specs import DatasetSpec, Table
 from retrieval.embedders import Embedder
@@ -67,9 +68,12 @@ class ClassicalBackend:
     name = "classical"
     batch_size = 256
 
-    def __init__(self, embedder: Embedder, *, folds: int = 5, target: float = 0.9) -> None:
+    def __init__(
+        self, embedder: Embedder, *, folds: int = 5, target: float = 0.9, members: str = DEFAULT_MEMBERS
+    ) -> None:
         self.embedder = embedder
         self.folds = folds
+        self.members = members
         self.target = target
         self.choices: dict[str, ThresholdChoice] = {}  # the thresholds with the held-out figures behind them
         self.models: dict[str, EnsembleClassifier] = {}
@@ -80,7 +84,8 @@ class ClassicalBackend:
 
     def fit(self, train: Table, vectors: np.ndarray | None) -> None:
         for name, labels in train.labels.items():
-            model = EnsembleClassifier(self.embedder, folds=self.folds).fit(train.texts, labels, vectors)
+            model = EnsembleClassifier(self.embedder, folds=self.folds, members=self.members)
+            model.fit(train.texts, labels, vectors)
             self.models[name], self.choices[name] = model, model.oof_threshold(labels, self.target)
 
     def predict(self, rows: list[dict[str, Any]], texts: list[str]) -> list[RowOutput]:
@@ -165,7 +170,9 @@ def make_backend(
 ) -> EvalBackend | Skipped:
     """The named backend for one data set, or the reason it cannot run there (never a stand-in)."""
     if name == "classical":
-        return ClassicalBackend(embedder, folds=folds or spec.folds, target=settings.precision_target)
+        return ClassicalBackend(
+            embedder, folds=folds or spec.folds, target=settings.precision_target, members=settings.members
+        )
     if name == REFERENCE:
         return TfidfLrBackend()
     if name == "service":

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from agents.calibration import ThresholdChoice
+from agents.members import DEFAULT_MEMBERS
 from agents.text_models import EnsembleClassifier
 from evals.metrics import (
     best_coverage_at,
@@ -54,12 +55,18 @@ class FittedEnsemble:
 
 
 def fit_ensemble(
-    train_x: list[str], train_y: list[str], embedder: Embedder, *, target: float = 0.9, folds: int = 5
+    train_x: list[str],
+    train_y: list[str],
+    embedder: Embedder,
+    *,
+    target: float = 0.9,
+    folds: int = 5,
+    members: str = DEFAULT_MEMBERS,
 ) -> FittedEnsemble:
-    """Fit on train; the abstention threshold is chosen on train's out-of-fold rows."""
+    """Fit on train; the abstention threshold is chosen on train's held-out (out-of-fold) rows."""
     started = time.perf_counter()
-    vectors = embedder.embed(train_x)
-    model = EnsembleClassifier(embedder, folds=folds).fit(train_x, train_y, vectors)
+    vectors = embedder.embed([t or " " for t in train_x])
+    model = EnsembleClassifier(embedder, folds=folds, members=members).fit(train_x, train_y, vectors)
     return FittedEnsemble(model, model.oof_threshold(train_y, target), vectors, time.perf_counter() - started)
 
 
@@ -112,6 +119,7 @@ def evaluate_classical(
         **latency_summary(single),
         "batch_tickets_per_s": round(len(test_x) / batch_seconds, 1) if batch_seconds else None,
         "fit_seconds": round(fit_seconds, 1),
+        "ensemble_members": [m.name for m in model.members_],
         "ensemble_scales": model.scales_,
         "baseline_accuracy": base["accuracy"],
         "baseline_macro_f1": base["macro_f1"],

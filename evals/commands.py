@@ -59,6 +59,8 @@ def eval_run(args: argparse.Namespace, settings: Any) -> int:
     from retrieval.embedders import make_embedder
 
     backends = parse_backends(args.backends)
+    if args.members:
+        settings = settings.model_copy(update={"members": args.members})
     embedder = make_embedder(args.embedder or settings.embedder, settings.embed_precision)
     factory = partial(make_backend, settings=settings, embedder=embedder, folds=args.folds)
     runner = EvalRunner(
@@ -70,7 +72,7 @@ def eval_run(args: argparse.Namespace, settings: Any) -> int:
         answers_hook=answers_hook(settings, embedder),
     )
     summary = runner.run(resolve_specs(args.specs), backends)
-    options = [f"--{k} {getattr(args, k)}" for k in ("limit", "folds", "embedder") if getattr(args, k)]
+    options = [f"--{k} {getattr(args, k)}" for k in ("limit", "folds", "members", "embedder") if getattr(args, k)]
     summary["command"] = " ".join(["triage eval run", *args.specs, f"--backends {args.backends}", *options])
     for ds in summary["datasets"].values():
         if ds.get("spec", {}).get("kind") == "classification":
@@ -147,6 +149,7 @@ def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Nam
     p.add_argument("--backends", default="classical,service", help="comma-separated: classical,service,cascade,llm")
     p.add_argument("--limit", type=int, help="score at most N test rows (a seeded sample)")
     p.add_argument("--folds", type=int, help="ensemble folds (default: the spec's, usually 5)")
+    p.add_argument("--members", help="classical ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
     p.add_argument("--embedder", choices=["minilm", "hashing"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True)

@@ -34,7 +34,7 @@ def build_service_from(
     from retrieval.index import SopIndex
 
     kb = load_kb(settings.kb_dir)
-    models = train_models(rows, embedder, kb, target=settings.precision_target, folds=folds)
+    models = train_models(rows, embedder, kb, target=settings.precision_target, folds=folds, members=settings.members)
     index = SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder)
     classifier = ClassicalClassifier(models.fields["category"], models.fields["priority"])
     return TriageService(kb, models, embedder, classifier, Router(kb), HybridSearcher(index))

@@ -107,7 +107,8 @@ def test_fast_scores_equal_sklearns_own(demo_rows: list[dict], n_classes: int) -
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    from agents.text_models import linear_scores, log_proba, tfidf_features, transform
+    from agents.members import linear_scores, log_proba
+    from agents.text_models import tfidf_features, transform
 
     rows = [r for r in demo_rows if r["category"] in sorted({r["category"] for r in demo_rows})[:n_classes]]
     texts, labels = [f"{r['title']} {r['body']}" for r in rows], [r["category"] for r in rows]
