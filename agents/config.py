@@ -104,8 +104,15 @@ def build_service(settings: Settings, *, progress: bool = False):  # type: ignor
     index = load_sop_index(settings, embedder)
     try:
         models = load_models(settings.model_dir, embedder)
-    except ModelNotTrained:
-        log.info("no saved models: training on %s", settings.training_data)
+    except ModelNotTrained as exc:
+        if exc.reason:  # an older model format: retrain rather than refuse to start
+            log.warning(
+                "%s; retraining on %s (add --with-feedback to `triage train` to keep reviews)",
+                exc,
+                settings.training_data,
+            )
+        else:
+            log.info("no saved models: training on %s", settings.training_data)
         models = train_models(
             read_jsonl(settings.training_data),
             embedder,

@@ -22,9 +22,10 @@ class DataError(TriageError):
 
 
 class ModelNotTrained(TriageError):
-    def __init__(self, path: str) -> None:
-        self.path = path
-        super().__init__(f"no trained model at {path}: run `triage train` (or start the service once)")
+    def __init__(self, path: str, reason: str = "") -> None:
+        self.path, self.reason = path, reason
+        found = f"the model at {path} is unusable ({reason})" if reason else f"no trained model at {path}"
+        super().__init__(f"{found}: run `triage train` (or start the service once)")
 
 
 class BackendUnavailable(TriageError):

@@ -141,7 +141,7 @@ def load_models(path: Path, embedder: Embedder) -> TriageModels:
         raise ModelNotTrained(str(path))
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
-        raise DataError(str(path), f"model format {manifest.get('format')!r} is not {FORMAT!r}: retrain")
+        raise ModelNotTrained(str(path), f"saved as format {manifest.get('format')!r}, this version reads {FORMAT!r}")
     blob = joblib.load(path / "models.joblib")
     memory = TicketMemory(embedder.dim)
     if blob["memory_vectors"] is not None:

@@ -149,7 +149,9 @@ def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Nam
     p.add_argument("--backends", default="classical,service", help="comma-separated: classical,service,cascade,llm")
     p.add_argument("--limit", type=int, help="score at most N test rows (a seeded sample)")
     p.add_argument("--folds", type=int, help="ensemble folds (default: the spec's, usually 5)")
-    p.add_argument("--members", help="classical ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
+    p.add_argument(
+        "--members", help="classical ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)"
+    )
     p.add_argument("--embedder", choices=["minilm", "hashing"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True)

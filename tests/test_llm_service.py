@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -206,3 +207,15 @@ def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir:
     unsure = [f for f in ("category", "priority") if "llm:" in result.backend[f]]
     assert bool(classify_calls) == bool(unsure) or result.backend["category"].endswith("(fallback)")
     assert result.backend["summary"] == "classical:extractive" and result.backend["reply"] == "classical:template"
+
+
+def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data_dir: Path, caplog) -> None:
+    manifest_path = data_dir / "models" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = "triage-models.v2"
+    manifest_path.write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="agents.config"):
+        service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
+    assert "saved as format 'triage-models.v2'" in caplog.text and "retraining" in caplog.text
+    assert json.loads(manifest_path.read_text())["format"] == "triage-models.v3"
+    assert service.triage(TICKET).category in service.kb.taxonomy.category_ids
