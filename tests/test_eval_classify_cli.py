@@ -52,6 +52,14 @@ def test_classical_figures_sit_beside_the_baseline_on_one_split(no_dotenv: Path)
     assert 0.0 < m["coverage_at_threshold"] <= 1.0 and "llm" not in m and "cascade" not in m
 
 
+def test_members_come_from_the_flag_or_the_setting(no_dotenv: Path, monkeypatch) -> None:
+    assert run(no_dotenv / "flag", "--members", "svm,knn10")["ensemble_members"] == ["svm", "knn10"]
+    monkeypatch.setenv("TRIAGE_MEMBERS", "lr,knn30")
+    m = run(no_dotenv / "setting")
+    assert m["ensemble_members"] == ["lr", "knn30"] and len(m["ensemble_scales"]) == 2
+    assert main([*BASE, "--members", "svm,gpt", "--out", str(no_dotenv / "bad")]) == 2
+
+
 def test_cascade_asks_the_llm_within_its_budget_and_records_who_decided(no_dotenv: Path, monkeypatch) -> None:
     with fake_openai() as server:
         server.answers = {"category": "hardware"}  # always the same label: taken only among the classical top 2
