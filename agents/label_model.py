@@ -12,9 +12,9 @@ import joblib
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from agents.artifacts import write_folder
+from agents.artifacts import check_embedder, read_manifest, write_folder
 from agents.calibration import ThresholdChoice
-from agents.errors import DataError, ModelNotTrained
+from agents.errors import DataError
 from agents.members import DEFAULT_MEMBERS
 from agents.text_models import EnsembleClassifier
 from retrieval.embedders import Embedder
@@ -43,7 +43,7 @@ class LabelModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, texts: list[str], top: int = 3) -> list[LabelPrediction]:
-        proba = self.model.predict_proba([t or " " for t in texts])
+        proba = self.model.predict_proba(texts)  # the ensemble embeds an empty text as " "
         out = []
         for row in proba:
             order = np.argsort(-row, kind="stable")
@@ -103,18 +103,8 @@ def save_label_model(label_model: LabelModel, out: Path) -> Path:
 
 def load_label_model(path: Path, embedder: Embedder) -> LabelModel:
     path = Path(path)
-    if not (path / "manifest.json").is_file():
-        raise ModelNotTrained(str(path))
-    try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(str(path / "manifest.json"), f"is not valid JSON ({exc.msg})") from None
-    if manifest.get("format") != FORMAT:
-        raise DataError(str(path), f"model format {manifest.get('format')!r} is not {FORMAT!r}: retrain")
-    if manifest.get("embedder") != embedder.name:
-        raise DataError(
-            str(path), f"trained with embedder {manifest.get('embedder')!r}, not {embedder.name!r}: retrain"
-        )
+    manifest = read_manifest(path, FORMAT)
+    check_embedder(str(path), str(manifest.get("embedder")), embedder.name)
     model: EnsembleClassifier = joblib.load(path / "model.joblib")
     threshold = ThresholdChoice(**manifest["threshold"])
     return LabelModel(model.attach(embedder), threshold, manifest["embedder"], manifest.get("info", {}))

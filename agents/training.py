@@ -11,9 +11,9 @@ from typing import Any
 import joblib
 import numpy as np
 
-from agents.artifacts import write_folder
+from agents.artifacts import check_embedder, read_manifest, write_folder
 from agents.calibration import ThresholdChoice, choose_threshold
-from agents.errors import DataError, ModelNotTrained
+from agents.errors import DataError
 from agents.members import DEFAULT_MEMBERS
 from agents.route import Router
 from agents.similar import TicketMemory
@@ -41,11 +41,7 @@ class TriageModels:
     info: dict[str, Any] = field(default_factory=dict)
 
     def attach(self, embedder: Embedder) -> TriageModels:
-        if embedder.name != self.embedder_name:
-            raise DataError(
-                "models",
-                f"trained with embedder {self.embedder_name!r}, not {embedder.name!r}: retrain with `triage train`",
-            )
+        check_embedder("models", self.embedder_name, embedder.name)
         for model in self.fields.values():
             model.attach(embedder)
         return self
@@ -137,11 +133,7 @@ def save_models(models: TriageModels, out: Path) -> None:
 
 def load_models(path: Path, embedder: Embedder) -> TriageModels:
     path = Path(path)
-    if not (path / "manifest.json").is_file():
-        raise ModelNotTrained(str(path))
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise ModelNotTrained(str(path), f"saved as format {manifest.get('format')!r}, this version reads {FORMAT!r}")
+    manifest = read_manifest(path, FORMAT)
     blob = joblib.load(path / "models.joblib")
     memory = TicketMemory(embedder.dim)
     if blob["memory_vectors"] is not None:
