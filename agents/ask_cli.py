@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from retrieval.embedders import EMBEDDERS
+
 SettingsFn = Callable[[argparse.Namespace], Any]
 
 
@@ -98,7 +100,7 @@ def add_parsers(sub: Any, ev: Any, settings_fn: SettingsFn) -> None:
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda a: cmd_ask(a, settings_fn))
 
     p = ev.add_parser("answers", help="recall@5, owner accuracy, citations and abstention of `ask` on questions")
@@ -109,12 +111,12 @@ def add_parsers(sub: Any, ev: Any, settings_fn: SettingsFn) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--in-memory", action="store_true", help="do not save a freshly built index to the data dir")
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda a: cmd_eval_answers(a, settings_fn))
 
     p = ev.add_parser("owners", help="OWNERS approvers named for alerts whose runbook has an OWNERS file")
     p.add_argument("--runbooks", required=True, help="folder holding openshift_runbooks/")
     p.add_argument("--pairs", required=True, help="alert_runbook_pairs.jsonl")
     p.add_argument("--out", required=True)
-    p.add_argument("--embedder", choices=["minilm", "hashing"], help="for the search over runbooks (default hashing)")
+    p.add_argument("--embedder", choices=EMBEDDERS, help="for the search over runbooks (default hashing)")
     p.set_defaults(func=lambda a: cmd_eval_owners(a, settings_fn))

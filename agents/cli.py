@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.errors import TriageError
 from kb.loader import KbError
+from retrieval.embedders import EMBEDDERS
 from retrieval.errors import RetrievalError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -279,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = kb.add_parser("index", help="build a FAISS + BM25 index of a folder of Markdown")
     p.add_argument("--kb", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument("--approximate", action="store_true", help="HNSW instead of exact search")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_kb_index)
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-field", default="query")
     p.add_argument("--target-field", default="runbook_file")
     p.add_argument("--mode", choices=["lexical", "dense", "hybrid", "all"], default="all")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_eval_retrieval)
     p = ev.add_parser("classify", help="the classical ensemble vs a TF-IDF + LR baseline on one split")
@@ -312,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", help="ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
     p.add_argument("--limit", type=int, help="use at most N training rows")
     p.add_argument("--precision-target", type=float, default=0.9)
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument(
         "--backend",
         choices=["classical", "llm", "cascade"],
@@ -330,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", action="append", help="with --label-col: text column(s) of a CSV, JSONL or zip")
     p.add_argument("--label-col", help="train one classifier for this column instead of the triage models")
     p.add_argument("--members", help="ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument("--out")
     p.add_argument("--data-dir")
     p.add_argument("--with-feedback", action="store_true", help="add tickets people corrected or accepted")
@@ -340,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ticket", help="triage one ticket and print the result")

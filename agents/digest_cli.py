@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.scheduler import zone
+from retrieval.embedders import EMBEDDERS
 
 SettingsFn = Callable[[argparse.Namespace], Any]
 
@@ -110,12 +111,12 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
     p.add_argument("--post", metavar="URL", help="post to a Slack-compatible incoming webhook (after saving)")
     p.add_argument("--timezone", help="show times in this IANA zone (default: TRIAGE_DIGEST_TIMEZONE)")
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda a: cmd_digest(a, settings_fn))
 
     p = sub.add_parser("scheduler", help="run the daily digests on their schedule (blocks)")
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda a: cmd_scheduler(a, settings_fn))
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
@@ -126,5 +127,5 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
     p.add_argument("--no-triage", action="store_true", help="store the demo labels instead of running the service")
     p.add_argument("--replace", action="store_true", help="delete earlier demo tickets first")
     p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda a: cmd_demo_seed(a, settings_fn))

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from retrieval.embedders import EMBEDDERS
+
 SettingsFn = Callable[[argparse.Namespace], Any]
 
 
@@ -63,5 +65,5 @@ def add_parsers(sub: Any, settings_of: SettingsFn) -> None:
     p.add_argument("text", nargs="+", help="one or more texts, or - to read one per line from standard input")
     p.add_argument("--model", required=True, help="the folder `triage train --out` wrote")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.set_defaults(func=lambda args: cmd_predict(args, settings_of(args)))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.errors import DataError
+from retrieval.embedders import EMBEDDERS
 
 if TYPE_CHECKING:
     from evals.specs import DatasetSpec
@@ -152,7 +153,7 @@ def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Nam
     p.add_argument(
         "--members", help="classical ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)"
     )
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: eval_run(a, settings_of(a)))
@@ -172,6 +173,6 @@ def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Nam
     p.add_argument("--kb", help="folder of Markdown to index and search (default: the demo SOPs)")
     p.add_argument("-n", type=int, default=200, help="single-ticket and search repetitions")
     p.add_argument("--folds", type=int, default=5, help="ensemble folds when training the service")
-    p.add_argument("--embedder", choices=["minilm", "hashing"])
+    p.add_argument("--embedder", choices=EMBEDDERS)
     p.add_argument("--out", help="write the results as JSON to this file")
     p.set_defaults(func=lambda a: bench(a, settings_of(a)))

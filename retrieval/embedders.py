@@ -126,20 +126,36 @@ def cpu_precision() -> str:
     return "bfloat16" if re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) else "float32"
 
 
-def embedder_named(name: str) -> Embedder:
+def default_cache_dir() -> Path:
+    """Where exported ONNX models are kept: $XDG_CACHE_HOME (or ~/.cache)/kestrel-triage/onnx."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "kestrel-triage" / "onnx"
+
+
+def embedder_named(name: str, cache_dir: Path | None = None) -> Embedder:
     """The embedder that produces vectors named `name` (as stored in an index manifest)."""
     if name == MINILM_NAME:
         return MiniLMEmbedder()
+    if name == MINILM_NAME + "+onnx-int8":
+        return make_embedder("minilm-int8", cache_dir=cache_dir)
     match = re.fullmatch(r"hashing-(\d+)-(\d+)", name)
     if match:
         return HashingEmbedder(int(match.group(1)), int(match.group(2)))
     raise ValueError(f"unknown embedder {name!r}")
 
 
-def make_embedder(kind: str, precision: str = "auto") -> Embedder:
-    """Pick an embedder by setting value: 'minilm' (at `precision`) or 'hashing'."""
+EMBEDDERS = ("minilm", "minilm-onnx", "minilm-int8", "hashing")
+
+
+def make_embedder(kind: str, precision: str = "auto", cache_dir: Path | None = None) -> Embedder:
+    """Pick an embedder by setting value: 'minilm' (torch, at `precision`), 'minilm-onnx' (the same vectors from
+    onnxruntime), 'minilm-int8' (onnxruntime, int8 weights: vectors of their own) or 'hashing'."""
     if kind == "minilm":
         return MiniLMEmbedder(precision=precision)
+    if kind in ("minilm-onnx", "minilm-int8"):
+        from retrieval.onnx_embedder import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(cache_dir or default_cache_dir(), quantize=kind == "minilm-int8")
     if kind.startswith("hashing"):
         return HashingEmbedder()
-    raise ValueError(f"unknown embedder {kind!r}: expected 'minilm' or 'hashing'")
+    raise ValueError(f"unknown embedder {kind!r}: expected one of {', '.join(EMBEDDERS)}")

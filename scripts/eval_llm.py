@@ -27,6 +27,7 @@ from evals.llm_eval import CachingChat, LlmPolicyBackend, chat_from_settings  # 
 from evals.metrics import latency_summary  # noqa: E402
 from evals.policy_eval import alone, policy_figures  # noqa: E402
 from evals.specs import Table, load_spec, read_table, split_indices  # noqa: E402
+from retrieval.embedders import EMBEDDERS  # noqa: E402
 
 
 class LastTicket:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-limit", type=int, help="train on a seeded sample of at most N rows")
     ap.add_argument("--fields", help="comma-separated label fields (default: all of the spec's but team)")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
+    ap.add_argument("--embedder", choices=EMBEDDERS, default="minilm")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from retrieval.embedders import EMBEDDERS
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "evals" / "data" / "demo_tickets.v1.jsonl"
 KEY = re.compile(r"tri_[0-9a-f]{12}_[A-Za-z0-9_-]+")
@@ -120,7 +122,7 @@ def main() -> int:
     parser.add_argument("--url", help="a running server (then --key is needed)")
     parser.add_argument("--key")
     parser.add_argument("--data-dir", default="data", help="for the server this script starts")
-    parser.add_argument("--embedder", choices=["minilm", "hashing"])
+    parser.add_argument("--embedder", choices=EMBEDDERS)
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=1000, help="at most this many per level")
