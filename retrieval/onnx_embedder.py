@@ -163,6 +163,12 @@ class OnnxMiniLMEmbedder:
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         self._tokenizer = tokenizer
 
+    def embed_ids(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled (not normalised) vectors for token ids already made: what the static table distils."""
+        if self._session is None:
+            self.load()
+        return np.asarray(self._session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0])
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -173,9 +179,8 @@ class OnnxMiniLMEmbedder:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             encoded = self._tokenizer.encode_batch([texts[i] for i in rows])
-            feed = {
-                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-            }
-            out[rows] = self._session.run(None, feed)[0]
+            out[rows] = self.embed_ids(
+                np.array([e.ids for e in encoded], dtype=np.int64),
+                np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            )
         return _normalise(out)
