@@ -27,6 +27,14 @@ def write_json(out_dir: Path, name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def _embedder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The embedder named by --embedder, else by the settings (TRIAGE_EMBEDDER)."""
+    from retrieval.embedders import make_embedder
+
+    settings = _settings(args)
+    return make_embedder(settings.embedder, settings.embed_precision)
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from agents.config import Settings
 
@@ -42,12 +50,11 @@ def cmd_kb_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from retrieval.corpus import content_hash, load_chunks
-    from retrieval.embedders import make_embedder
     from retrieval.index import SopIndex
 
     kb = Path(args.kb)
     chunks = load_chunks(kb)
-    embedder = make_embedder(args.embedder or "minilm")
+    embedder = _embedder(args)
     with tqdm(total=len(chunks), unit="chunk", desc="embedding", disable=args.quiet) as bar:
         index = SopIndex.build(
             chunks,
@@ -84,14 +91,13 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from evals.retrieval_eval import evaluate_retrieval
     from evals.tables import read_rows
     from retrieval.corpus import content_hash, load_chunks
-    from retrieval.embedders import make_embedder
     from retrieval.hybrid import HybridSearcher, Mode
     from retrieval.index import SopIndex
 
     kb = Path(args.kb)
     pairs = read_rows(args.pairs)
     started = time.perf_counter()
-    index = SopIndex.build(load_chunks(kb), make_embedder(args.embedder or "minilm"), content_hash=content_hash(kb))
+    index = SopIndex.build(load_chunks(kb), _embedder(args), content_hash=content_hash(kb))
     build_s = time.perf_counter() - started
     modes: list[Mode] = ["lexical", "dense", "hybrid"] if args.mode == "all" else [args.mode]
     metrics = evaluate_retrieval(HybridSearcher(index), pairs, args.query_field, args.target_field, modes)
@@ -117,7 +123,6 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 def cmd_eval_classify(args: argparse.Namespace) -> int:
     from evals.classify_eval import evaluate_classical, fit_ensemble, split
     from evals.tables import read_rows, texts_and_labels
-    from retrieval.embedders import make_embedder
 
     texts, labels = texts_and_labels(read_rows(args.data), args.text_col, args.label_col, str(args.data))
     if args.test:
@@ -127,7 +132,7 @@ def cmd_eval_classify(args: argparse.Namespace) -> int:
         train_x, train_y, test_x, test_y = split(texts, labels, args.test_size, args.seed)
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
-    embedder = make_embedder(args.embedder or "minilm")
+    embedder = _embedder(args)
     members = args.members or _settings(args).members
     fitted = fit_ensemble(train_x, train_y, embedder, target=args.precision_target, folds=args.folds, members=members)
     metrics = evaluate_classical(train_x, train_y, test_x, test_y, embedder, fitted=fitted)
