@@ -121,6 +121,16 @@ def minilm_path() -> Path:
     return Path(get_model_path())
 
 
+def model_fingerprint(model_dir: Path, recipe: str) -> str:
+    """16 hex digits over `recipe` and the model's weights, config and tokenizer: the name of a derived cache file."""
+    digest = hashlib.sha256(recipe.encode())
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        with open(model_dir / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def cpu_precision() -> str:
     """bfloat16 where the CPU computes it natively (AMX or AVX-512 BF16): 3x faster, cosine to float32 >= 0.99."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders import MINILM_INT8_NAME, MINILM_NAME, _normalise, minilm_path
+from retrieval.embedders import MINILM_INT8_NAME, MINILM_NAME, _normalise, minilm_path, model_fingerprint
 
 log = logging.getLogger(__name__)
 RECIPE = "minilm-onnx.v1"  # bump when the export below changes: cached files carry it in their name
@@ -24,12 +23,7 @@ def _fingerprint(model_dir: Path, quantize: bool) -> str:
     """Weights, tokenizer, recipe and onnxruntime version: a change in any of them means a new export."""
     import onnxruntime
 
-    digest = hashlib.sha256(f"{RECIPE}|{onnxruntime.__version__}|int8={quantize}".encode())
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
-        with open(model_dir / name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return model_fingerprint(model_dir, f"{RECIPE}|{onnxruntime.__version__}|int8={quantize}")
 
 
 def export_minilm(model_dir: Path, out: Path, quantize: bool) -> Path:

@@ -9,7 +9,6 @@ the mean of "not" and "working". It is built once from the bundled weights and c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders import MINILM_NAME, _normalise, minilm_path
+from retrieval.embedders import MINILM_NAME, _normalise, minilm_path, model_fingerprint
 
 log = logging.getLogger(__name__)
 RECIPE = "minilm-static.v1"  # bump when the distillation below changes: cached tables carry it in their name
@@ -56,15 +55,6 @@ def distill_table(vocab: dict[str, int], embed_ids: Any, dims: int, sif: float =
     return table
 
 
-def _fingerprint(model_dir: Path, dims: int) -> str:
-    digest = hashlib.sha256(f"{RECIPE}|dims={dims}".encode())
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
-        with open(model_dir / name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 class StaticMiniLMEmbedder:
     """Mean of distilled MiniLM token vectors: about 100x faster than the transformer, vectors of their own."""
 
@@ -79,7 +69,10 @@ class StaticMiniLMEmbedder:
 
     @property
     def path(self) -> Path:
-        return self.cache_dir / f"minilm-static{self.dims}-{_fingerprint(self.model_dir, self.dims)}.npy"
+        return (
+            self.cache_dir
+            / f"minilm-static{self.dims}-{model_fingerprint(self.model_dir, f'{RECIPE}|dims={self.dims}')}.npy"
+        )
 
     def load(self) -> None:
         """Open the cached table, distilling it first when it is missing or unreadable."""
