@@ -13,7 +13,7 @@ import numpy as np
 
 from agents.artifacts import check_embedder, read_manifest, write_folder
 from agents.calibration import ThresholdChoice, choose_threshold
-from agents.errors import DataError
+from agents.errors import DataError, ModelNotTrained
 from agents.members import DEFAULT_MEMBERS
 from agents.route import Router
 from agents.similar import TicketMemory
@@ -134,6 +134,8 @@ def save_models(models: TriageModels, out: Path) -> None:
 def load_models(path: Path, embedder: Embedder) -> TriageModels:
     path = Path(path)
     manifest = read_manifest(path, FORMAT)
+    if manifest["embedder"] != embedder.name:  # TRIAGE_EMBEDDER changed: the saved vectors mean nothing now
+        raise ModelNotTrained(str(path), f"trained with embedder {manifest['embedder']!r}, not {embedder.name!r}")
     blob = joblib.load(path / "models.joblib")
     memory = TicketMemory(embedder.dim)
     if blob["memory_vectors"] is not None:

@@ -96,6 +96,12 @@ def run_gate(baseline_path: Path | str, current_path: Path | str, tolerance: flo
     if current.get("partial"):
         failed = True
         lines.append("FAIL the current run is partial (interrupted)")
+    if baseline.get("embedder") and current.get("embedder") != baseline["embedder"]:
+        failed = True  # another vector space: a difference would say nothing about the code
+        lines.append(
+            f"FAIL the baseline was measured with embedder {baseline['embedder']!r}, this run with "
+            f"{current.get('embedder')!r}: compare with a baseline of the same embedder"
+        )
     if not findings:
         failed = True
         lines.append(f"FAIL the baseline {baseline_path} holds no gated metrics")

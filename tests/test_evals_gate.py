@@ -97,17 +97,25 @@ def test_an_empty_baseline_fails_rather_than_passing_vacuously(tmp_path: Path) -
     assert code == 1 and "holds no gated metrics" in lines[0]
 
 
+def test_a_run_with_another_embedder_is_not_compared(tmp_path: Path) -> None:
+    base = write(tmp_path, "b.json", {**summary(), "embedder": "sentence-transformers/all-MiniLM-L6-v2"})
+    code, lines = run_gate(base, write(tmp_path, "c.json", {**summary(), "embedder": "hashing-512-3"}))
+    assert code == 1 and "measured with embedder" in lines[0] and "'hashing-512-3'" in lines[0]
+    same = write(tmp_path, "s.json", {**summary(), "embedder": "sentence-transformers/all-MiniLM-L6-v2"})
+    assert run_gate(base, same)[0] == 0
+
+
 def test_the_committed_demo_baseline_is_a_complete_real_run() -> None:
-    baseline = read_summary(PROJECT_DIR / "evals" / "baselines" / "demo.v1.json")
-    assert not baseline["partial"]
-    assert baseline["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
-    keys = flatten(baseline)
-    for field in ("category", "priority", "team"):
-        for backend in ("classical", "service", "tfidf_lr"):
-            assert f"demo_tickets.v1/{field}/{backend}/accuracy" in keys
-    assert (
-        run_gate(
-            PROJECT_DIR / "evals" / "baselines" / "demo.v1.json", PROJECT_DIR / "evals" / "baselines" / "demo.v1.json"
-        )[0]
-        == 0
-    )
+    for name, embedder in [
+        ("demo.v1.json", "sentence-transformers/all-MiniLM-L6-v2"),  # torch and minilm-onnx
+        ("demo.v1.minilm-int8.json", "sentence-transformers/all-MiniLM-L6-v2+onnx-int8"),  # the default
+    ]:
+        path = PROJECT_DIR / "evals" / "baselines" / name
+        baseline = read_summary(path)
+        assert not baseline["partial"]
+        assert baseline["embedder"] == embedder
+        keys = flatten(baseline)
+        for field in ("category", "priority", "team"):
+            for backend in ("classical", "service", "tfidf_lr"):
+                assert f"demo_tickets.v1/{field}/{backend}/accuracy" in keys
+        assert run_gate(path, path)[0] == 0

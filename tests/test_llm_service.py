@@ -219,3 +219,15 @@ def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data
     assert "saved as format 'triage-models.v2'" in caplog.text and "retraining" in caplog.text
     assert json.loads(manifest_path.read_text())["format"] == "triage-models.v3"
     assert service.triage(TICKET).category in service.kb.taxonomy.category_ids
+
+
+def test_models_trained_with_another_embedder_are_retrained_at_start(data_dir: Path, caplog) -> None:
+    manifest_path = data_dir / "models" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["embedder"] = "hashing-256-3"  # as if TRIAGE_EMBEDDER had changed since the models were saved
+    manifest_path.write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="agents.config"):
+        service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
+    assert "trained with embedder 'hashing-256-3'" in caplog.text and "retraining" in caplog.text
+    assert json.loads(manifest_path.read_text())["embedder"] == service.embedder.name == "hashing-512-3"
+    assert service.triage(TICKET).category in service.kb.taxonomy.category_ids
