@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import signal
 from functools import partial
@@ -184,11 +183,17 @@ def test_ctrl_c_leaves_partial_results_marked_partial(tmp_path: Path, settings: 
     def on_row(i: int) -> None:
         if i == 9:
             if how == "signal":
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # a real SIGINT through Python's handler, as Ctrl-C sends
             else:
                 raise KeyboardInterrupt
 
-    summary = runner(settings, factory=factory, on_row=on_row).run(specs, ["classical"])
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then keeps it
+    # ignored: install the handler an interactive terminal would give, as Ctrl-C is what this test is about.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        summary = runner(settings, factory=factory, on_row=on_row).run(specs, ["classical"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert summary["partial"] is True
     first = summary["datasets"]["first.v1"]
     assert first["status"] == "partial"
