@@ -3,8 +3,9 @@
 The distillation follows the Model2Vec recipe: every token of the MiniLM vocabulary is embedded on its own by the
 real model ("[CLS] token [SEP]", mean-pooled), the table is reduced with PCA, and each row is down-weighted by how
 frequent its token is assumed to be (Zipf over the vocabulary order, SIF weights). A text's vector is the mean of
-its tokens' rows. It costs microseconds per ticket instead of milliseconds, and loses context: "not working" is
-the mean of "not" and "working". It is built once from the bundled weights and cached beside the ONNX exports.
+its tokens' rows: a table lookup instead of a transformer pass, and no context ("not working" is the mean of "not"
+and "working"). Measured speed and accuracy: evals/reports/embedding_runtimes.md and evals/reports/static/.
+It is built once from the bundled weights and cached beside the ONNX exports.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def distill_table(vocab: dict[str, int], embed_ids: Any, dims: int, sif: float =
 
 
 class StaticMiniLMEmbedder:
-    """Mean of distilled MiniLM token vectors: about 100x faster than the transformer, vectors of their own."""
+    """Mean of distilled MiniLM token vectors: no transformer at run time, vectors of their own."""
 
     def __init__(self, cache_dir: Path, dims: int = 256, model_dir: Path | None = None) -> None:
         self.cache_dir = Path(cache_dir)
