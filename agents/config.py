@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     kb_dir: Path = KB_DIR
     training_data: Path = DEMO_TICKETS
-    # retrieval/embedders.py (EMBEDDERS); minilm-int8: 2x the HTTP throughput of minilm-onnx (torch's vectors) at
+    # retrieval/embedders.py (EMBEDDERS); minilm-int8: 1.4-1.9x the HTTP requests of minilm-onnx (torch's vectors) at
     # the same accuracy on the public sets and the answers set (evals/reports/embedding_runtimes.md)
     embedder: Literal["minilm", "minilm-onnx", "minilm-int8", "minilm-static", "hashing"] = "minilm-int8"
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on CPUs with native BF16
