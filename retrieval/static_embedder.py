@@ -61,7 +61,6 @@ class StaticMiniLMEmbedder:
 
     def __init__(self, cache_dir: Path, dims: int = 256, model_dir: Path | None = None) -> None:
         self.cache_dir = Path(cache_dir)
-        self.dims = dims
         self.dim = dims
         self.model_dir = model_dir or minilm_path()
         self.name = static_name(dims)
@@ -70,10 +69,8 @@ class StaticMiniLMEmbedder:
 
     @property
     def path(self) -> Path:
-        return (
-            self.cache_dir
-            / f"minilm-static{self.dims}-{model_fingerprint(self.model_dir, f'{RECIPE}|dims={self.dims}')}.npy"
-        )
+        fingerprint = model_fingerprint(self.model_dir, f"{RECIPE}|dims={self.dim}")
+        return self.cache_dir / f"minilm-static{self.dim}-{fingerprint}.npy"
 
     def load(self) -> None:
         """Open the cached table, distilling it first when it is missing or unreadable."""
@@ -89,7 +86,7 @@ class StaticMiniLMEmbedder:
                 table = np.load(path, allow_pickle=False)
             except (OSError, ValueError) as exc:  # truncated or foreign: distil again rather than fail
                 log.warning("cached static table %s is unreadable (%s): distilling it again", path, exc)
-        if table is None or table.shape != (tokenizer.get_vocab_size(), self.dims):
+        if table is None or table.shape != (tokenizer.get_vocab_size(), self.dim):
             log.info("distilling static MiniLM vectors to %s (once)", path)
             table = self._distil(tokenizer.get_vocab(), path)
         self._tokenizer = tokenizer
@@ -99,7 +96,7 @@ class StaticMiniLMEmbedder:
         from retrieval.onnx_embedder import OnnxMiniLMEmbedder
 
         encoder = OnnxMiniLMEmbedder(self.cache_dir, quantize=False, model_dir=self.model_dir)
-        table = distill_table(vocab, encoder.embed_ids, self.dims)
+        table = distill_table(vocab, encoder.embed_ids, self.dim)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".static-", suffix=".npy", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
