@@ -11,7 +11,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from agents.artifacts import check_embedder, read_manifest, write_folder
+from agents.artifacts import read_manifest, write_folder
 from agents.calibration import ThresholdChoice, choose_threshold
 from agents.errors import DataError, ModelNotTrained
 from agents.members import DEFAULT_MEMBERS
@@ -41,7 +41,7 @@ class TriageModels:
     info: dict[str, Any] = field(default_factory=dict)
 
     def attach(self, embedder: Embedder) -> TriageModels:
-        check_embedder("models", self.embedder_name, embedder.name)
+        """Give the field models their embedder; `load_models` has checked it is the one they were trained with."""
         for model in self.fields.values():
             model.attach(embedder)
         return self
