@@ -32,8 +32,10 @@ RUNTIMES = {  # label -> (TRIAGE_EMBEDDER kind, precision)
 
 
 def texts_of(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [f"{r.get('title', '')}\n{r.get('body', '')}".strip() for r in rows]
+    from agents.config import read_jsonl
+    from agents.training import ticket_text
+
+    return [ticket_text(row) for row in read_jsonl(path)]
 
 
 def measure(kind: str, precision: str, data: Path, singles: int, vectors_out: Path) -> dict[str, float]:
