@@ -25,15 +25,16 @@ llm: setup
 
 # The regression gate on the demo set, once per vector space with a baseline of its own: the default embedder
 # (minilm-int8) and minilm-onnx, whose vectors are torch's. Quality only; latency is reported, never gated.
+# gate_for: $(1) the embedder, $(2) its baseline file in evals/baselines/
+define gate_for
+	.venv/bin/triage eval run evals/datasets/demo_tickets.v1.yaml --backends classical,service --quiet \
+		--out /tmp/gate-demo-$(1) --embedder $(1)
+	.venv/bin/triage eval gate --baseline evals/baselines/$(2) --current /tmp/gate-demo-$(1)/summary.json --tolerance 0.02
+endef
+
 gate: setup
-	.venv/bin/triage eval run evals/datasets/demo_tickets.v1.yaml --backends classical,service --quiet \
-		--out /tmp/gate-demo-int8 --embedder minilm-int8
-	.venv/bin/triage eval gate --baseline evals/baselines/demo.v1.minilm-int8.json \
-		--current /tmp/gate-demo-int8/summary.json --tolerance 0.02
-	.venv/bin/triage eval run evals/datasets/demo_tickets.v1.yaml --backends classical,service --quiet \
-		--out /tmp/gate-demo-onnx --embedder minilm-onnx
-	.venv/bin/triage eval gate --baseline evals/baselines/demo.v1.json \
-		--current /tmp/gate-demo-onnx/summary.json --tolerance 0.02
+	$(call gate_for,minilm-int8,demo.v1.minilm-int8.json)
+	$(call gate_for,minilm-onnx,demo.v1.json)
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
