@@ -10,23 +10,28 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from agents.api_errors import ApiError, BodyLimit, install_error_handlers
-from agents.ask_routes import add_ask_routes
-from agents.auth import Gate, KeyRing, NewApiKey, Principal, RateLimiter, Scope
-from agents.config import Settings, build_answerer, build_service
-from agents.console import console_router
-from agents.desk import Desk
-from agents.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
-from agents.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
-from agents.review import Review
-from agents.store import IdempotencyConflict, InvalidChange, Store, TicketBusy, TicketNotFound
+from agents.app import Engine, build_engine
+from agents.settings import Settings
+from agents.store.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
+from agents.store.review import Review
+from agents.store.tickets import IdempotencyConflict, InvalidChange, Store, TicketBusy, TicketNotFound
 from agents.types import Ticket, TriageResult
+from agents.web.ask import add_ask_routes
+from agents.web.auth import Gate, KeyRing, NewApiKey, Principal, RateLimiter, Scope
+from agents.web.console import console_router
+from agents.web.desk import Desk
+from agents.web.errors import ApiError, BodyLimit, install_error_handlers
+from agents.web.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
+
+if TYPE_CHECKING:
+    from agents.answers.answer import Answerer
+    from agents.service import TriageService
 
 log = logging.getLogger("triage.server")
 
@@ -76,13 +81,13 @@ class Core:
 
     settings: Settings
     store: Store
-    service: Any
+    service: TriageService
     desk: Desk
     review: Review
     gate: Gate
     keys: KeyRing
     metrics: ServiceMetrics
-    answerer: Any
+    answerer: Answerer
     started: float
     recovered: int = 0
 
@@ -116,35 +121,24 @@ def check_batch(size: int, limit: int) -> None:
         raise ApiError(422, "batch_too_large", f"a batch holds at most {limit} tickets, got {size}")
 
 
-def breaker_of(service: Any) -> Any:
-    """The LLM circuit breaker, where the engine has one (on the service or its classifier)."""
-    for owner in (service, getattr(service, "classifier", None), getattr(service, "policy", None)):
-        breaker = getattr(owner, "breaker", None)
-        if breaker is not None and hasattr(breaker, "state"):
-            return breaker
-    return None
-
-
-def create_app(settings: Settings | None = None, *, service: Any = None, answerer: Any = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """The app; the store, models and index are loaded (or built) in the lifespan, never at import.
-    `service` (a TriageService) and `answerer` (an Answerer) may be passed in ready-made."""
+    `engine` (triage service, answerer and their circuit breaker) may be passed in ready-made."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.embedder == "minilm" and service is None:
+        if settings.embedder == "minilm" and engine is None:
             import torch  # the server batches requests itself; torch's own threads only contend with it
 
             torch.set_num_threads(settings.torch_threads)
         store = await asyncio.to_thread(Store.open, settings.data_dir, settings.database_url)
-        engine = service if service is not None else await asyncio.to_thread(build_service, settings)
-        answers = answerer or await asyncio.to_thread(build_answerer, settings, embedder=engine.embedder)
-        breaker = breaker_of(engine)
-        if breaker is not None:
-            metrics.breaker_state = lambda: str(getattr(breaker.state, "value", breaker.state))
+        parts = engine or await asyncio.to_thread(build_engine, settings)
+        breaker = parts.breaker
+        metrics.breaker_state = lambda: str(breaker.state)
         metrics.ticket_counts = store.count_by_status
-        desk = Desk(store, engine, metrics)
+        desk = Desk(store, parts.service, metrics)
         keys = KeyRing(store)
         gate = Gate(
             keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst), settings.auth_dev_mode
@@ -156,7 +150,8 @@ def create_app(settings: Settings | None = None, *, service: Any = None, answere
             log.warning("=" * 72)
         elif not keys.count_active():
             log.warning("no active API key: every API call will get 401; `triage serve` creates one on first start")
-        state = Core(settings, store, engine, desk, Review(store, engine.kb), gate, keys, metrics, answers, time.time())
+        review = Review(store, parts.service.kb)
+        state = Core(settings, store, parts.service, desk, review, gate, keys, metrics, parts.answerer, time.time())
         state.recovered = await asyncio.to_thread(desk.recover)
         if state.recovered:
             log.warning("recovered %d ticket(s) left `received` by an earlier crash", state.recovered)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from agents.text_models import EnsembleClassifier
-from agents.types import FieldDecision, LlmCall, SimilarTicket, Ticket
+from agents.classical.text_models import EnsembleClassifier
+from agents.redact import Redacted, prepare
+from agents.types import Deadline, FieldDecision, LlmCall, SimilarTicket, Ticket
 from retrieval.hybrid import Hit
 
 
@@ -23,7 +25,12 @@ class TicketContext:
     kb_hits: list[Hit] = field(default_factory=list)
     tfidf: Any = None  # the shared TF-IDF row of `text`, when the models share one featuriser
     proba: dict[str, np.ndarray] = field(default_factory=dict)  # classical probabilities per field, computed in batch
-    deadline: float | None = None  # time.monotonic() by which every LLM call for this ticket must be done
+    deadline: Deadline | None = None  # by when every LLM call for this ticket must be done
+
+    @cached_property
+    def redacted(self) -> Redacted:
+        """The text as it may leave for an LLM: cut and redacted once, shared by every LLM call of the ticket."""
+        return prepare(self.text)
 
 
 class Classification(BaseModel):

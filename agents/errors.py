@@ -36,6 +36,15 @@ class BackendUnavailable(TriageError):
         super().__init__(f"{backend} unavailable: {reason}")
 
 
+class NoTimeLeft(BackendUnavailable):
+    """The ticket's LLM time (TRIAGE_LLM_TIMEOUT) was spent before this call: not the endpoint's fault, so the
+    circuit breaker ignores it."""
+
+    def __init__(self, backend: str, task: str) -> None:
+        self.task = task
+        super().__init__(backend, f"no time left of this ticket's LLM time for {task}")
+
+
 class InvalidModelOutput(TriageError):
     """The model answered, but not with something that validates."""
 

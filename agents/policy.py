@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from agents.classify import Classification, Classifier, TicketContext
 from agents.errors import BackendUnavailable, InvalidModelOutput
-from agents.llm import NoTimeLeft
+from agents.llm.chat import NoTimeLeft
 from agents.types import FieldDecision, LlmCall, Ticket
 
 FALLBACK_ON: tuple[type[Exception], ...] = (BackendUnavailable, InvalidModelOutput)  # UnknownLabel included

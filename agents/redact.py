@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
+LLM_TEXT_CHARS = 1500  # the most of one ticket's text that is sent to an LLM
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|IP|CARD|SECRET)_(\d+)\]")
 
 
@@ -117,3 +118,22 @@ class Redactor:
     def restore(text: str, mapping: dict[str, str]) -> str:
         """Put the originals back; placeholders the model invented stay as they are."""
         return PLACEHOLDER.sub(lambda m: mapping.get(m.group(0), m.group(0)), text)
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """A text as it may leave for an LLM: whitespace collapsed, cut to LLM_TEXT_CHARS, personal data and secrets
+    replaced by placeholders; `mapping` (placeholder -> original) puts them back in the answer."""
+
+    text: str
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    def restore(self, text: str) -> str:
+        return Redactor.restore(text, self.mapping)
+
+
+def prepare(text: str, redactor: Redactor | None = None) -> Redacted:
+    """The one way a ticket's (or question's) text is cut and redacted before any LLM call."""
+    cut = " ".join(text.split())[:LLM_TEXT_CHARS]
+    redacted, mapping = (redactor or Redactor()).redact(cut)
+    return Redacted(redacted, mapping)

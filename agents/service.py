@@ -10,16 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from agents.classical.text_models import transform
+from agents.classical.training import NEIGHBOURS, TriageModels
 from agents.classify import Classification, Classifier, TicketContext
-from agents.llm_write import ReplyWriter, SummaryWriter
-from agents.policy import CircuitBreaker
+from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.priority_rules import PriorityRules
 from agents.route import Router
 from agents.similar import TicketMemory
 from agents.summarise import ExtractiveSummariser
-from agents.text_models import transform
-from agents.training import NEIGHBOURS, TriageModels
-from agents.types import FieldDecision, KbRef, Ticket, TriageResult
+from agents.types import Deadline, FieldDecision, KbRef, Ticket, TriageResult
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
 from retrieval.hybrid import HybridSearcher
@@ -35,7 +34,7 @@ def known_word_share(text: str, vocabulary: dict[str, int]) -> float:
 
 
 class TriageService:
-    """Composes the agents; every collaborator is passed in (see agents.config.build_service)."""
+    """Composes the agents; every collaborator is passed in (agents/app.py builds it from settings)."""
 
     def __init__(
         self,
@@ -49,8 +48,7 @@ class TriageService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         summary_writer: SummaryWriter | None = None,
         reply_writer: ReplyWriter | None = None,
-        llm_budget: float | None = None,
-        breaker: CircuitBreaker | None = None,
+        llm_timeout: float | None = None,
     ) -> None:
         self.kb = kb
         self.models = models
@@ -63,8 +61,7 @@ class TriageService:
         self.clock = clock
         self.summary_writer = summary_writer or SummaryWriter(self.summariser)
         self.reply_writer = reply_writer or ReplyWriter(kb)
-        self.llm_budget = llm_budget  # seconds of LLM time per ticket, shared by classify, summary and reply
-        self.breaker = breaker  # the LLM circuit breaker, for /metrics
+        self.llm_timeout = llm_timeout  # seconds of LLM time per ticket, shared by classify, summary and reply
         word_features = models.fields["category"].features_.transformer_list[0][1]
         self.vocabulary: dict[str, int] = word_features.vocabulary_
 
@@ -96,7 +93,7 @@ class TriageService:
         neighbours = self.memory.search(vector, NEIGHBOURS, exclude_id=ticket.id)
         hits = self.searcher.search(text, k=3, vector=vector) if self.searcher and text else []
         team_model = self.models.fields["team"]
-        deadline = time.monotonic() + self.llm_budget if self.llm_budget else None
+        deadline = Deadline.after(self.llm_timeout) if self.llm_timeout else None
         context = TicketContext(
             text=text, vector=vector, neighbours=neighbours, kb_hits=hits, tfidf=tfidf, proba=proba, deadline=deadline
         )
@@ -116,9 +113,9 @@ class TriageService:
         for decision in decisions.values():
             reasons.extend(decision.reasons)
         duplicate = next((n.id for n in neighbours if n.score >= DUPLICATE_SCORE), None)
-        summary = self.summary_writer.write(ticket, deadline)
+        summary = self.summary_writer.write(ticket, context)
         reply = self.reply_writer.write(
-            ticket, classification.category.label, priority.label, team.label, hits, deadline
+            ticket, classification.category.label, priority.label, team.label, hits, context
         )
         reasons = list(dict.fromkeys([*reasons, *summary.reasons, *reply.reasons]))  # one line per distinct reason
         return TriageResult(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +11,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TITLE_CHARS = 500
 MAX_BODY_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The instant (time.monotonic) by which every LLM call for one ticket or question must be done.
+
+    Built once per ticket from TRIAGE_LLM_TIMEOUT (`Deadline.after(llm_timeout)`) and handed down to the HTTP call,
+    which waits at most `seconds_left()`.
+    """
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def seconds_left(self) -> float:
+        return self.at - time.monotonic()
+
+
+def ticket_text(title: str | None, body: str | None) -> str:
+    """A ticket's text as every model sees it: the title, a newline, the body. The one definition."""
+    return f"{title or ''}\n{body or ''}".strip()
 
 
 class _Model(BaseModel):
@@ -33,7 +58,7 @@ class Ticket(_Model):
 
     @property
     def text(self) -> str:
-        return f"{self.title}\n{self.body}".strip()
+        return ticket_text(self.title, self.body)
 
 
 class FieldDecision(_Model):

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.answer import Answerer, AskResult
+from agents.answers.answer import Answerer, AskResult
+from agents.settings import Settings
 from evals.metrics import latency_summary
 
 KINDS = ("howto", "owner", "unanswerable")
@@ -183,9 +184,9 @@ def _row_summary(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_spec(spec: Any, rows: list[dict[str, Any]], *, settings: Any, embedder: Any) -> dict[str, Any]:
+def run_spec(spec: Any, rows: list[dict[str, Any]], *, settings: Settings, embedder: Any) -> dict[str, Any]:
     """The hook `triage eval run` calls for a spec of kind `answers` (see evals/commands.py)."""
-    from agents.config import build_answerer
+    from agents.app import build_answerer
 
     metrics = evaluate_answers(build_answerer(settings, embedder=embedder, in_memory=True), rows)
     metrics.pop("questions", None)

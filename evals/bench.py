@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from agents.settings import Settings
 from retrieval.embedders import Embedder
 
 
@@ -51,7 +52,7 @@ def _embed_topk(matrix: np.ndarray, embedder: Embedder, query: str, k: int) -> n
 
 
 def run_bench(
-    settings: Any,
+    settings: Settings,
     embedder: Embedder,
     *,
     data: Path | None = None,
@@ -60,16 +61,15 @@ def run_bench(
     folds: int = 5,
 ) -> dict[str, Any]:
     """Train in memory on labelled tickets, then time ours and the reference on the same inputs, interleaved."""
-    from agents.config import read_jsonl
-    from agents.training import ticket_text
-    from agents.types import Ticket
+    from agents.jsonl import read_jsonl
+    from agents.types import Ticket, ticket_text
     from evals.service_backend import build_service_from
     from retrieval.corpus import load_chunks
     from retrieval.hybrid import HybridSearcher
     from retrieval.index import SopIndex
 
     rows = read_jsonl(data or settings.training_data)
-    texts = [ticket_text(r) for r in rows]
+    texts = [ticket_text(r.get("title"), r.get("body")) for r in rows]
     tickets = [Ticket(title=str(r.get("title") or ""), body=str(r.get("body") or "")) for r in rows]
     t0 = time.perf_counter()
     service = build_service_from(rows, embedder, settings, folds=folds)

@@ -12,9 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
-from agents.calibration import ThresholdChoice
-from agents.members import DEFAULT_MEMBERS
-from agents.text_models import EnsembleClassifier
+from agents.classical.calibration import ThresholdChoice
+from agents.classical.text_models import EnsembleClassifier
+from agents.settings import DEFAULT_MEMBERS
 from evals.metrics import (
     best_coverage_at,
     classification_report,

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.errors import DataError
-from retrieval.embedders import EMBEDDERS
+from agents.settings import Settings
+from retrieval.factory import EMBEDDERS
 
 if TYPE_CHECKING:
     from evals.specs import DatasetSpec
-
-ANSWERS_MODULE = "evals.answers_eval"
 
 
 def resolve_specs(paths: list[str]) -> list[DatasetSpec | DataError]:
@@ -31,20 +29,15 @@ def resolve_specs(paths: list[str]) -> list[DatasetSpec | DataError]:
     return out
 
 
-def answers_hook(settings: Any, embedder: Any) -> Callable[[DatasetSpec, list[dict[str, Any]]], dict[str, Any]] | None:
-    """evals/answers_eval.py plugs in with `run_spec(spec, rows, *, settings, embedder) -> metrics`, when present."""
-    try:
-        module = importlib.import_module(ANSWERS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != ANSWERS_MODULE:
-            raise
-        return None
-    run_spec = getattr(module, "run_spec", None)
-    return partial(run_spec, settings=settings, embedder=embedder) if run_spec else None
+def answers_hook(settings: Settings, embedder: Any) -> Callable[[DatasetSpec, list[dict[str, Any]]], dict[str, Any]]:
+    """Scores answer data sets (evals/answers_eval.py) with the run's settings and embedder."""
+    from evals.answers_eval import run_spec
+
+    return partial(run_spec, settings=settings, embedder=embedder)
 
 
 def parse_backends(text: str) -> list[str]:
-    from evals.backends import BACKEND_NAMES
+    from evals.registry import BACKEND_NAMES
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in BACKEND_NAMES]
@@ -53,11 +46,11 @@ def parse_backends(text: str) -> list[str]:
     return names
 
 
-def eval_run(args: argparse.Namespace, settings: Any) -> int:
-    from evals.backends import make_backend
+def eval_run(args: argparse.Namespace, settings: Settings) -> int:
+    from evals.registry import make_backend
     from evals.report import headline_rows, write_report
     from evals.runner import EvalRunner
-    from retrieval.embedders import make_embedder
+    from retrieval.factory import make_embedder
 
     backends = parse_backends(args.backends)
     if args.members:
@@ -123,9 +116,9 @@ def eval_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench(args: argparse.Namespace, settings: Any) -> int:
+def bench(args: argparse.Namespace, settings: Settings) -> int:
     from evals.bench import run_bench, write_bench
-    from retrieval.embedders import make_embedder
+    from retrieval.factory import make_embedder
 
     embedder = make_embedder(args.embedder or settings.embedder, settings.embed_precision)
     result = run_bench(

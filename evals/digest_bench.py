@@ -12,16 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.config import DEMO_TICKETS, Settings, build_service, read_jsonl
-from agents.demo_history import WEEKDAYS, DemoHistory
-from agents.digest import DigestBuilder
-from agents.digest_html import to_html
-from agents.digest_render import to_json, to_markdown
-from agents.digest_store import load_digest_input
-from agents.digest_themes import ThemeFinder, VectorCache
-from agents.store import Store
+from agents.app import build_service
+from agents.digest.builder import DigestBuilder
+from agents.digest.demo_history import WEEKDAYS, DemoHistory
+from agents.digest.html import to_html
+from agents.digest.render import to_json, to_markdown
+from agents.digest.store import load_digest_input
+from agents.digest.themes import ThemeFinder, VectorCache
+from agents.jsonl import read_jsonl
+from agents.settings import DEMO_TICKETS, Settings
+from agents.store.tickets import Store
 from kb.loader import load_kb
-from retrieval.embedders import make_embedder
+from retrieval.factory import make_embedder
 
 
 def weekday_rate(mean_per_day: float) -> float:

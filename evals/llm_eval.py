@@ -11,14 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from agents.calibration import budgeted_threshold
+from agents.classical.calibration import budgeted_threshold
 from agents.errors import BackendUnavailable, TriageError
-from agents.llm import ChatModel, ChatReply, Message
-from agents.llm_classify import Example, ExampleBank, LabelField, Labelled, LlmLabeller
-from agents.llm_openai import OpenAICompatibleChat
+from agents.llm.chat import ChatModel, ChatReply, Message
+from agents.llm.classify import Example, ExampleBank, LabelField, Labelled, LlmLabeller
+from agents.llm.factory import llm_problem, make_chat, probe
 from agents.policy import Attempt, CircuitBreaker, LlmGuard, among_top
+from agents.settings import Settings
 from agents.similar import TicketMemory
-from evals.backends import ClassicalBackend, Prediction, RowOutput
+from evals.backends import ClassicalBackend
+from evals.outputs import Prediction, RowOutput
 from evals.specs import Table
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.embedders import Embedder
@@ -114,7 +116,7 @@ class LlmPolicyBackend:
         self.guard = LlmGuard(chat.name, breaker)
         self.ask_fields = ask_fields  # None: every field the LLM labels; else only these go to the LLM
         self.top_k = top_k  # cascade: the LLM's label counts only among the classical top k (0: any label)
-        self.max_share = max_share  # cascade: the LLM budget, as in the service (agents.calibration)
+        self.max_share = max_share  # cascade: the LLM budget, as in the service (agents.classical.calibration)
         self.thresholds: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.latency_ms: list[float] = []
@@ -201,27 +203,17 @@ class LlmPolicyBackend:
             raise
 
 
-def chat_from_settings(settings: Any) -> OpenAICompatibleChat:
+def chat_from_settings(settings: Settings) -> ChatModel:
     """The configured endpoint, checked once: BackendUnavailable (the runner reports it as skipped) if it is down."""
-    from agents.llm_setup import probe, url_problem
-
-    if not settings.llm_model:
-        raise BackendUnavailable("llm", "no LLM configured: set TRIAGE_LLM_BASE_URL and TRIAGE_LLM_MODEL")
-    problem = url_problem(settings.llm_base_url)
-    key = settings.llm_api_key or settings.openai_api_key
-    problem = problem or probe(settings.llm_base_url, settings.llm_model, key, min(5.0, settings.llm_timeout))
+    problem = llm_problem(settings) or probe(settings)
     if problem:
         raise BackendUnavailable(f"llm:{settings.llm_model}", problem)
-    return OpenAICompatibleChat(
-        settings.llm_model,
-        base_url=settings.llm_base_url,
-        api_key=key,
-        timeout=settings.llm_timeout,
-        max_tokens=settings.llm_max_tokens,
-    )
+    return make_chat(settings)
 
 
-def make_backend(name: str, *, settings: Any, embedder: Embedder, chat: ChatModel | None = None) -> LlmPolicyBackend:
+def make_backend(
+    name: str, *, settings: Settings, embedder: Embedder, chat: ChatModel | None = None
+) -> LlmPolicyBackend:
     """The plug-in `evals.backends` looks for: the `llm` and `cascade` policies against the configured endpoint."""
     from retrieval.corpus import load_chunks
     from retrieval.index import SopIndex

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from agents.calibration import choose_threshold, precision_coverage_curve
+from agents.classical.calibration import choose_threshold, precision_coverage_curve
 
 
 def classification_report(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:

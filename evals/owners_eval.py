@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from agents.ownership_files import DocumentOwners
+from agents.answers.ownership_files import DocumentOwners
 from evals.metrics import latency_summary
 from evals.tables import read_rows
 
@@ -34,7 +34,7 @@ def expected_approvers(root: Path, component: str) -> list[str] | None:
 
 def _searcher(root: Path, embedder_name: str) -> Any:
     from retrieval.corpus import load_chunks
-    from retrieval.embedders import make_embedder
+    from retrieval.factory import make_embedder
     from retrieval.hybrid import HybridSearcher
     from retrieval.index import SopIndex
 

@@ -6,13 +6,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.calibration import ThresholdChoice
-from agents.llm import ChatModel
+from agents.classical.calibration import ThresholdChoice
+from agents.classical.text_models import EnsembleClassifier
+from agents.llm.chat import ChatModel
 from agents.policy import CircuitBreaker
-from agents.text_models import EnsembleClassifier
-from evals.backends import ClassicalBackend, RowOutput
+from evals.backends import ClassicalBackend
 from evals.llm_eval import LlmPolicyBackend
 from evals.metrics import classification_report, latency_summary
+from evals.outputs import RowOutput
 from evals.specs import Table
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
@@ -62,7 +63,6 @@ def evaluate_policy(
     searcher: HybridSearcher | None = None,
     top_k: int = 2,
     max_share: float = 0.3,
-    timeout: float = 20.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score `policy` ("llm": llm_first, plus the LLM alone; or "cascade") with an already fitted classical model.
@@ -88,7 +88,6 @@ def evaluate_policy(
         max_share=max_share if cascade else 1.0,
     )
     backend.fit(train, train_vectors)
-    backend.labeller.timeout = timeout
     outputs: list[RowOutput] = []
     started = time.perf_counter()
     try:

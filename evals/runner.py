@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.errors import DataError, TriageError
-from evals.backends import REFERENCE, EvalBackend, RowOutput, Skipped
+from evals.outputs import REFERENCE, EvalBackend, RowOutput, Skipped
 from evals.scoring import backend_figures, field_metrics
 from evals.specs import DataAbsent, DatasetSpec, SplitData, Table, load_split, read_table
 from retrieval.embedders import Embedder

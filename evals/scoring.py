@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from evals.backends import RowOutput
 from evals.metrics import (
     best_coverage_at,
     classification_report,
@@ -17,6 +16,7 @@ from evals.metrics import (
     latency_summary,
     precision_at_threshold,
 )
+from evals.outputs import RowOutput
 
 FAILED = "<failed>"
 

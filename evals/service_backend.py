@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from evals.backends import Prediction, RowOutput
+from agents.settings import Settings
+from evals.outputs import Prediction, RowOutput
 from evals.specs import Table
 from retrieval.embedders import Embedder
 
@@ -16,7 +17,7 @@ FIELDS = ("category", "priority", "team")
 def build_service_from(
     rows: list[dict[str, Any]],
     embedder: Embedder,
-    settings: Any,
+    settings: Settings,
     *,
     folds: int = 5,
 ) -> Any:
@@ -24,10 +25,10 @@ def build_service_from(
 
     The LLM policies are evaluated by evals/llm_eval.py (the `llm` and `cascade` backends).
     """
+    from agents.classical.training import train_models
     from agents.classify import ClassicalClassifier
     from agents.route import Router
     from agents.service import TriageService
-    from agents.training import train_models
     from kb.loader import load_kb
     from retrieval.corpus import load_chunks
     from retrieval.hybrid import HybridSearcher
@@ -46,7 +47,7 @@ class ServiceBackend:
     name = "service"
     batch_size = 64
 
-    def __init__(self, embedder: Embedder, settings: Any, *, folds: int = 5) -> None:
+    def __init__(self, embedder: Embedder, settings: Settings, *, folds: int = 5) -> None:
         self.embedder = embedder
         self.settings = settings
         self.folds = folds

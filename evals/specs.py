@@ -12,8 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from sklearn.model_selection import train_test_split
 
-from agents.config import PROJECT_DIR
 from agents.errors import DataError
+from agents.settings import PROJECT_DIR
 from evals.tables import read_rows
 
 DATASETS_DIR = PROJECT_DIR / "evals" / "datasets"

@@ -32,15 +32,15 @@ RUNTIMES = {  # label -> (TRIAGE_EMBEDDER kind, precision)
 
 
 def texts_of(path: Path) -> list[str]:
-    from agents.config import read_jsonl
-    from agents.training import ticket_text
+    from agents.jsonl import read_jsonl
+    from agents.types import ticket_text
 
-    return [ticket_text(row) for row in read_jsonl(path)]
+    return [ticket_text(row.get("title"), row.get("body")) for row in read_jsonl(path)]
 
 
 def measure(kind: str, precision: str, data: Path, singles: int, vectors_out: Path) -> dict[str, float]:
     """Run in the child process: load, warm up, time one batch of every text and `singles` one-text calls."""
-    from retrieval.embedders import make_embedder
+    from retrieval.factory import make_embedder
 
     texts = texts_of(data)
     embedder = make_embedder(kind, precision)

@@ -21,13 +21,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.config import Settings  # noqa: E402
-from evals.backends import ClassicalBackend, RowOutput  # noqa: E402
+from agents.settings import Settings  # noqa: E402
+from evals.backends import ClassicalBackend  # noqa: E402
 from evals.llm_eval import CachingChat, LlmPolicyBackend, chat_from_settings  # noqa: E402
 from evals.metrics import latency_summary  # noqa: E402
+from evals.outputs import RowOutput  # noqa: E402
 from evals.policy_eval import alone, policy_figures  # noqa: E402
 from evals.specs import Table, load_spec, read_table, split_indices  # noqa: E402
-from retrieval.embedders import EMBEDDERS  # noqa: E402
+from retrieval.factory import EMBEDDERS  # noqa: E402
 
 
 class LastTicket:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kb.loader import load_kb
     from retrieval.corpus import load_chunks
-    from retrieval.embedders import make_embedder
+    from retrieval.factory import make_embedder
     from retrieval.hybrid import HybridSearcher
     from retrieval.index import SopIndex
 
@@ -133,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     for backend in policies.values():
         backend.fit(train, vectors)
-        backend.labeller.timeout = settings.llm_timeout  # the per-ticket budget, as in the service
     outputs: dict[str, list[RowOutput]] = {"classical": [], **{name: [] for name in policies}}
     classical_ms: list[float] = []
     started = time.perf_counter()

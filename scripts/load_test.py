@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from retrieval.embedders import EMBEDDERS
+from retrieval.factory import EMBEDDERS
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "evals" / "data" / "demo_tickets.v1.jsonl"
@@ -97,7 +97,7 @@ def start_server(data_dir: Path, port: int, embedder: str | None, log: Path) -> 
     }
     if embedder:
         env["TRIAGE_EMBEDDER"] = embedder
-    cmd = [sys.executable, "-m", "agents.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    cmd = [sys.executable, "-m", "agents.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

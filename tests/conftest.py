@@ -168,7 +168,8 @@ def hashing_embedder() -> HashingEmbedder:
 @pytest.fixture(scope="session")
 def demo_rows() -> list[dict]:
     """The demo tickets (written by the project), in file order."""
-    from agents.config import DEMO_TICKETS, read_jsonl
+    from agents.jsonl import read_jsonl
+    from agents.settings import DEMO_TICKETS
 
     return read_jsonl(DEMO_TICKETS)
 
@@ -176,7 +177,8 @@ def demo_rows() -> list[dict]:
 @pytest.fixture(scope="session")
 def trained_service(tmp_path_factory: pytest.TempPathFactory):
     """A real TriageService on the hashing embedder, trained once per session on the demo tickets."""
-    from agents.config import Settings, build_service
+    from agents.app import build_service
+    from agents.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("triage-data")
     return build_service(Settings(data_dir=data_dir, embedder="hashing", policy="classical_only", train_folds=3))
@@ -185,7 +187,7 @@ def trained_service(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def served_data_dir(trained_service, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with the session's trained models and SOP index; servers started by tests copy it."""
-    from agents.training import save_models
+    from agents.classical.training import save_models
 
     root = tmp_path_factory.mktemp("served-data")
     save_models(trained_service.models, root / "models")
@@ -196,7 +198,8 @@ def served_data_dir(trained_service, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def served_answerer(trained_service, served_data_dir: Path):
     """The `ask` path on the session's SOP index and embedder, built once for every app a test creates."""
-    from agents.config import Settings, build_answerer
+    from agents.app import build_answerer
+    from agents.settings import Settings
 
     settings = Settings(data_dir=served_data_dir, embedder="hashing", policy="classical_only")
     return build_answerer(settings, embedder=trained_service.embedder)

@@ -45,7 +45,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "agents.cli",
+            "agents.cli.main",
             "serve",
             "--host",
             "127.0.0.1",

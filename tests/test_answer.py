@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agents.answer import DEFAULT_THRESHOLD, Answerer
-from agents.answer_llm import LlmAnswerWriter, Written, check_citations
-from agents.cli import main
-from agents.config import Settings
+from agents.answers.answer import DEFAULT_THRESHOLD, Answerer
+from agents.answers.llm_writer import LlmAnswerWriter, Written, check_citations
+from agents.answers.owners import OwnerResolver
+from agents.cli.main import main
 from agents.errors import BackendUnavailable, InvalidModelOutput
-from agents.llm import ScriptedChat
-from agents.owners import OwnerResolver
+from agents.llm.chat import ScriptedChat
 from agents.policy import CircuitBreaker, LlmGuard
+from agents.settings import Settings
 from agents.types import Owner
 from evals.answers_eval import choose_threshold, evaluate_answers, folds
 from kb.loader import KnowledgeBase, load_kb

@@ -10,8 +10,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from agents.answer import Answerer, AskResult, Citation, StaleSource
-from agents.chat_slack import (
+from agents.answers.answer import Answerer, AskResult, Citation, StaleSource
+from agents.answers.owners import OwnerResolver
+from agents.types import Owner
+from agents.web.slack import (
     MAX_BODY_BYTES,
     SlackRequestError,
     handle_slash_command,
@@ -20,8 +22,6 @@ from agents.chat_slack import (
     sign,
     verify_signature,
 )
-from agents.owners import OwnerResolver
-from agents.types import Owner
 from kb.loader import load_kb
 from retrieval.corpus import load_chunks
 from retrieval.embedders import HashingEmbedder

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from agents.digest import DigestBuilder
-from agents.digest_html import to_html
-from agents.digest_models import Digest, DigestInput, DigestTicket
-from agents.digest_render import to_json, to_markdown
-from agents.digest_store import load_digest_input
-from agents.digest_themes import ThemeFinder
-from agents.store import Store
-from agents.store_tables import AuditRow, FeedbackRow, TicketRow
+from agents.digest.builder import DigestBuilder
+from agents.digest.html import to_html
+from agents.digest.models import Digest, DigestInput, DigestTicket
+from agents.digest.render import to_json, to_markdown
+from agents.digest.store import load_digest_input
+from agents.digest.themes import ThemeFinder
+from agents.store.tables import AuditRow, FeedbackRow, TicketRow
+from agents.store.tickets import Store
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.embedders import HashingEmbedder
 

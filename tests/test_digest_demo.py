@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from agents.demo_history import COMPANY_TZ, DemoAlreadySeeded, DemoHistory
-from agents.digest import DigestBuilder
-from agents.digest_store import load_digest_input
-from agents.digest_themes import ThemeFinder
-from agents.store import Store
+from agents.digest.builder import DigestBuilder
+from agents.digest.demo_history import COMPANY_TZ, DemoAlreadySeeded, DemoHistory
+from agents.digest.store import load_digest_input
+from agents.digest.themes import ThemeFinder
+from agents.store.tickets import Store
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.embedders import HashingEmbedder
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agents.cli import main
-from agents.config import Settings
-from agents.digest_cli import parse_at
-from agents.scheduler import BadSchedule, Schedule, UnknownTimeZone, digest_job, plan, schedule_jobs
+from agents.cli.digest import parse_at
+from agents.cli.main import main
+from agents.digest.scheduler import BadSchedule, Schedule, UnknownTimeZone, digest_job, plan, schedule_jobs
+from agents.settings import Settings
 
 TEAMS = ["network", "identity"]
 LONDON = ZoneInfo("Europe/London")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.digest import DigestBuilder
-from agents.digest_models import DigestInput, DigestTicket
-from agents.digest_sla import SlaClock, clock_state, margin_of, sla_view
+from agents.digest.builder import DigestBuilder
+from agents.digest.models import DigestInput, DigestTicket
+from agents.digest.sla import SlaClock, clock_state, margin_of, sla_view
 from kb.loader import KnowledgeBase, load_kb
 
 T0 = datetime(2026, 7, 14, 8, 0, tzinfo=UTC)

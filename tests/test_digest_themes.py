@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.digest import DigestBuilder
-from agents.digest_models import DigestInput, DigestTicket
-from agents.digest_themes import ThemeFinder, VectorCache, clip
+from agents.digest.builder import DigestBuilder
+from agents.digest.models import DigestInput, DigestTicket
+from agents.digest.themes import ThemeFinder, VectorCache, clip
 from agents.errors import BackendUnavailable
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.embedders import HashingEmbedder

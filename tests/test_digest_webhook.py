@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.digest import DigestBuilder
-from agents.digest_job import deliver, latest_digest_html
-from agents.digest_models import Digest, DigestInput, DigestTicket
-from agents.webhook import WebhookFailed, WebhookPoster
+from agents.digest.builder import DigestBuilder
+from agents.digest.job import deliver, latest_digest_html
+from agents.digest.models import Digest, DigestInput, DigestTicket
+from agents.digest.webhook import WebhookFailed, WebhookPoster
 from kb.loader import load_kb
 
 AT = datetime(2026, 7, 14, 9, 0, tzinfo=UTC)

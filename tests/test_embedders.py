@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.embedders import HashingEmbedder, MiniLMEmbedder, make_embedder
+from retrieval.embedders import HashingEmbedder, MiniLMEmbedder
+from retrieval.factory import make_embedder
 
 TEXTS = [
     "How do I reset my password?",

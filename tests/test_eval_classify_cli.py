@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fake_openai_server import fake_openai
 
-from agents.cli import main
-from agents.config import DEMO_TICKETS
+from agents.cli.main import main
+from agents.settings import DEMO_TICKETS
 
 BASE = [
     "eval",

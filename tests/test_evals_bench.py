@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import main
-from agents.config import DEMO_TICKETS
+from agents.cli.main import main
+from agents.settings import DEMO_TICKETS
 
 
 def test_bench_measures_ours_beside_a_reference(tmp_path: Path, tiny_corpus: Path, capsys) -> None:  # type: ignore[no-untyped-def]

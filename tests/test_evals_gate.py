@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agents.config import PROJECT_DIR
 from agents.errors import DataError
+from agents.settings import PROJECT_DIR
 from evals.gate import compare, flatten, read_summary, run_gate
 
 

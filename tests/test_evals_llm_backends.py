@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from agents.config import DEMO_TICKETS, Settings
 from agents.errors import BackendUnavailable
-from agents.llm import ScriptedChat
-from evals.backends import Skipped, make_backend
+from agents.llm.chat import ScriptedChat
+from agents.settings import DEMO_TICKETS, Settings
+from evals.outputs import Skipped
+from evals.registry import make_backend
 from evals.runner import EvalRunner
 from evals.specs import load_spec, load_split
 from retrieval.embedders import HashingEmbedder

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from agents.cli import main
-from agents.config import Settings
-from evals.backends import ClassicalBackend, Prediction, RowOutput, make_backend
+from agents.cli.main import main
+from agents.settings import Settings
+from evals.backends import ClassicalBackend
+from evals.outputs import Prediction, RowOutput
+from evals.registry import make_backend
 from evals.report import write_report
 from evals.runner import EvalRunner
 from evals.specs import DatasetSpec, load_spec, load_split

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import main
+from agents.cli.main import main
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:

@@ -9,8 +9,9 @@ import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
 
 from agents.errors import BackendUnavailable, InvalidModelOutput
-from agents.llm import ChatReply, ScriptedChat, extract_json
-from agents.llm_openai import OpenAICompatibleChat
+from agents.llm.chat import ChatReply, ScriptedChat, extract_json
+from agents.llm.client import OpenAICompatibleChat
+from agents.types import Deadline
 
 SCHEMA = {
     "type": "object",
@@ -28,7 +29,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 def chat_for(server: FakeOpenAI, timeout: float = 2.0, **kw) -> OpenAICompatibleChat:
-    return OpenAICompatibleChat("fake-model", base_url=server.url, api_key="k", timeout=timeout, **kw)
+    return OpenAICompatibleChat("fake-model", base_url=server.url, api_key="k", llm_timeout=timeout, **kw)
 
 
 def modes_sent(server: FakeOpenAI) -> list[str]:
@@ -112,19 +113,19 @@ def test_a_hanging_or_trickling_endpoint_is_cut_at_the_timeout_plus_10_percent(
     assert 0.5 <= elapsed <= 0.6 * 1.1
 
 
-def test_a_per_call_timeout_can_only_shorten_the_budget(server: FakeOpenAI) -> None:
+def test_the_tickets_deadline_decides_when_the_call_is_cut(server: FakeOpenAI) -> None:
     server.scenario, server.hang_seconds = "hang", 5.0
     chat = chat_for(server, timeout=0.8)
     started = time.perf_counter()
     with pytest.raises(BackendUnavailable):
-        chat.complete(MESSAGES, SCHEMA, timeout=0.3)
+        chat.complete(MESSAGES, SCHEMA, deadline=Deadline.after(0.3))
     assert time.perf_counter() - started <= 0.3 * 1.1
 
 
 def test_an_endpoint_that_is_not_there_is_unavailable_not_a_crash() -> None:
     with fake_openai() as srv:
         url = srv.url
-    chat = OpenAICompatibleChat("m", base_url=url, timeout=1.0)  # the port is closed now
+    chat = OpenAICompatibleChat("m", base_url=url, llm_timeout=1.0)  # the port is closed now
     with pytest.raises(BackendUnavailable, match="cannot connect"):
         chat.complete(MESSAGES, SCHEMA)
 
@@ -149,8 +150,8 @@ def test_scripted_chat_answers_from_its_queue_and_records_what_it_was_sent() -> 
     with pytest.raises(BackendUnavailable):
         chat.complete(MESSAGES, SCHEMA)
     with pytest.raises(InvalidModelOutput):
-        chat.complete(MESSAGES, SCHEMA, timeout=1.5)
-    assert [c["timeout"] for c in chat.calls] == [None, None, 1.5]
+        chat.complete(MESSAGES, SCHEMA, deadline=Deadline.after(1.5))
+    assert [c["deadline"] is None for c in chat.calls] == [True, True, False]
     assert chat.calls[0]["messages"][1]["content"].endswith("</ticket>")
     with pytest.raises(RuntimeError, match="no scripted reply left"):
         chat.complete(MESSAGES)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.config import Settings
 from agents.errors import BackendUnavailable
-from agents.llm import ScriptedChat
+from agents.llm.chat import ScriptedChat
+from agents.settings import Settings
 from evals.backends import ClassicalBackend
 from evals.llm_eval import CachingChat, LlmPolicyBackend, label_fields, make_backend
 from evals.specs import Table

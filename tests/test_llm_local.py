@@ -13,9 +13,9 @@ import os
 import pytest
 from llm_kit import context_for
 
-from agents.llm_classify import ExampleBank, LlmClassifier
-from agents.llm_openai import OpenAICompatibleChat
-from agents.llm_write import ReplyWriter, SummaryWriter
+from agents.llm.classify import ExampleBank, LlmClassifier
+from agents.llm.client import OpenAICompatibleChat
+from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.route import Router
 from agents.service import TriageService
@@ -50,7 +50,7 @@ INJECTION = Ticket(
 
 @pytest.fixture(scope="module")
 def chat() -> OpenAICompatibleChat:
-    return OpenAICompatibleChat(MODEL, base_url=URL, timeout=TIMEOUT)
+    return OpenAICompatibleChat(MODEL, base_url=URL, llm_timeout=TIMEOUT)
 
 
 def test_the_endpoint_gives_schema_constrained_json_in_the_strongest_mode_it_accepts(chat) -> None:
@@ -90,8 +90,7 @@ def test_an_injection_stays_inside_the_taxonomy_and_the_catalogue(chat, trained_
         trained_service.searcher,
         summary_writer=SummaryWriter(chat=chat, guard=guard),
         reply_writer=ReplyWriter(trained_service.kb, chat, guard=guard),
-        llm_budget=TIMEOUT * 3,
-        breaker=breaker,
+        llm_timeout=TIMEOUT * 3,
     )
     result = service.triage(INJECTION)
     kb = trained_service.kb

@@ -10,9 +10,9 @@ from fake_openai_server import FakeOpenAI, fake_openai
 from llm_kit import Clock, context_for
 
 from agents.errors import BackendUnavailable
-from agents.llm import ScriptedChat
-from agents.llm_classify import LlmClassifier
-from agents.llm_openai import OpenAICompatibleChat
+from agents.llm.chat import ScriptedChat
+from agents.llm.classify import LlmClassifier
+from agents.llm.client import OpenAICompatibleChat
 from agents.policy import CascadeClassifier, CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.types import Ticket
 
@@ -138,7 +138,7 @@ def test_cascade_keeps_the_classical_answer_when_the_llm_fails(trained_service) 
 def test_breaker_with_a_real_failing_endpoint_opens_then_closes(trained_service, server: FakeOpenAI) -> None:
     clock = Clock()
     breaker = CircuitBreaker(failures=2, cooldown=10, clock=clock)
-    chat = OpenAICompatibleChat("fake-model", base_url=server.url, timeout=1.0, modes=["json_object"])
+    chat = OpenAICompatibleChat("fake-model", base_url=server.url, llm_timeout=1.0, modes=["json_object"])
     policy = FallbackClassifier(
         LlmClassifier(chat, trained_service.kb.taxonomy), trained_service.classifier, breaker=breaker
     )

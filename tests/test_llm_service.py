@@ -12,13 +12,14 @@ import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
 from serverkit import fresh_data_dir
 
-from agents.config import Settings, build_service
-from agents.llm_classify import ExampleBank, LlmClassifier
-from agents.llm_openai import OpenAICompatibleChat
-from agents.llm_write import ReplyWriter, SummaryWriter
+from agents.app import build_service
+from agents.llm.classify import ExampleBank, LlmClassifier
+from agents.llm.client import OpenAICompatibleChat
+from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.route import Router
 from agents.service import TriageService
+from agents.settings import Settings
 from agents.types import Ticket
 
 BUDGET = 1.0
@@ -40,7 +41,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 def llm_first(trained, server: FakeOpenAI, demo_rows, breaker: CircuitBreaker | None = None) -> TriageService:
     """An llm_first service over the session's trained models, talking to the fake endpoint."""
-    chat = OpenAICompatibleChat("fake-model", base_url=server.url, timeout=BUDGET)
+    chat = OpenAICompatibleChat("fake-model", base_url=server.url, llm_timeout=BUDGET)
     guard = LlmGuard(chat.name, breaker)
     llm = LlmClassifier(chat, trained.kb.taxonomy, examples=ExampleBank.from_rows(demo_rows))
     return TriageService(
@@ -52,8 +53,7 @@ def llm_first(trained, server: FakeOpenAI, demo_rows, breaker: CircuitBreaker | 
         trained.searcher,
         summary_writer=SummaryWriter(chat=chat, guard=guard),
         reply_writer=ReplyWriter(trained.kb, chat, guard=guard),
-        llm_budget=BUDGET,
-        breaker=breaker,
+        llm_timeout=BUDGET,
     )
 
 
@@ -124,7 +124,6 @@ def test_the_breaker_stops_calls_to_a_dead_endpoint(trained_service, server, dem
     result = service.triage(TICKET)
     assert len(server.requests) == sent and time.perf_counter() - started < 0.5 + BUDGET * 0.1
     assert any("circuit open" in r for r in result.reasons) and result.llm_calls == []
-    assert service.breaker is breaker
 
 
 # ---- wiring from settings (build_service) --------------------------------------------------------------------------
@@ -144,12 +143,12 @@ def test_no_llm_configured_means_classical_only_without_error(data_dir: Path, mo
     service = build_service(settings(data_dir, policy="cascade"))
     result = service.triage(TICKET)
     assert result.backend["category"] == "classical:ensemble" and result.llm_calls == []
-    assert service.breaker is None and result.suggested_reply
+    assert service.llm_timeout is None and result.suggested_reply
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://models.example/v1", "http://"])
 def test_a_misconfigured_url_is_a_warning_not_a_crash(data_dir: Path, caplog, url: str) -> None:
-    with caplog.at_level(logging.WARNING, logger="agents.llm_setup"):
+    with caplog.at_level(logging.WARNING, logger="agents.llm.factory"):
         service = build_service(settings(data_dir, policy="llm_first", llm_base_url=url, llm_model="m"))
     assert "is not an http(s) URL" in caplog.text
     assert service.triage(TICKET).backend["category"] == "classical:ensemble"
@@ -158,7 +157,7 @@ def test_a_misconfigured_url_is_a_warning_not_a_crash(data_dir: Path, caplog, ur
 def test_an_endpoint_that_does_not_answer_is_a_warning_and_results_fall_back(data_dir: Path, caplog) -> None:
     with fake_openai() as srv:
         url = srv.url  # closed after this block: nothing listens on the port
-    with caplog.at_level(logging.WARNING, logger="agents.llm_setup"):
+    with caplog.at_level(logging.WARNING, logger="agents.llm.factory"):
         service = build_service(settings(data_dir, policy="llm_first", llm_base_url=url, llm_model="m", llm_timeout=1))
     assert "did not answer /models" in caplog.text
     assert service.triage(TICKET).backend["category"] == "classical:ensemble (fallback)"
@@ -176,7 +175,7 @@ def test_llm_first_from_settings_uses_the_openai_key_when_no_triage_key(data_dir
 
 
 def test_a_wrong_model_name_is_reported_at_start(data_dir: Path, server, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="agents.llm_setup"):
+    with caplog.at_level(logging.WARNING, logger="agents.llm.factory"):
         build_service(settings(data_dir, policy="cascade", llm_base_url=server.url, llm_model="gpt-nonexistent"))
     assert "not 'gpt-nonexistent'" in caplog.text
 
@@ -214,7 +213,7 @@ def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data
     manifest = json.loads(manifest_path.read_text())
     manifest["format"] = "triage-models.v2"
     manifest_path.write_text(json.dumps(manifest))
-    with caplog.at_level("WARNING", logger="agents.config"):
+    with caplog.at_level("WARNING", logger="agents.app"):
         service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
     assert "saved as format 'triage-models.v2'" in caplog.text and "retraining" in caplog.text
     assert json.loads(manifest_path.read_text())["format"] == "triage-models.v3"
@@ -226,7 +225,7 @@ def test_models_trained_with_another_embedder_are_retrained_at_start(data_dir: P
     manifest = json.loads(manifest_path.read_text())
     manifest["embedder"] = "hashing-256-3"  # as if TRIAGE_EMBEDDER had changed since the models were saved
     manifest_path.write_text(json.dumps(manifest))
-    with caplog.at_level("WARNING", logger="agents.config"):
+    with caplog.at_level("WARNING", logger="agents.app"):
         service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
     assert "trained with embedder 'hashing-256-3'" in caplog.text and "retraining" in caplog.text
     assert json.loads(manifest_path.read_text())["embedder"] == service.embedder.name == "hashing-512-3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.errors import BackendUnavailable
-from agents.llm import ScriptedChat
-from agents.llm_write import ReplyWriter, SummaryWriter, duration
+from agents.llm.chat import ScriptedChat
+from agents.llm.write import ReplyWriter, SummaryWriter, duration
 from agents.types import Ticket
 
 TICKET = Ticket(

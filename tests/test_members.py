@@ -8,9 +8,9 @@ import joblib
 import numpy as np
 import pytest
 
+from agents.classical.members import KnnMember, Views, parse_members
+from agents.classical.text_models import EnsembleClassifier, holdout_rows
 from agents.errors import DataError
-from agents.members import KnnMember, Views, parse_members
-from agents.text_models import EnsembleClassifier, holdout_rows
 from evals.classify_eval import split
 from retrieval.embedders import HashingEmbedder
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embedders import MINILM_NAME, MiniLMEmbedder, embedder_named, make_embedder
+from retrieval.embedders import MINILM_NAME, MiniLMEmbedder
+from retrieval.factory import embedder_named, make_embedder
 from retrieval.onnx_embedder import OnnxMiniLMEmbedder
 
 TEXTS = [

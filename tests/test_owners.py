@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.owners import OwnerResolver, words
-from agents.ownership_files import CodeOwners, DocumentOwners, OwnersTree
+from agents.answers.owners import OwnerResolver, words
+from agents.answers.ownership_files import CodeOwners, DocumentOwners, OwnersTree
 from evals.owners_eval import component_of, evaluate_owners, expected_approvers
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.corpus import load_chunks
@@ -178,7 +178,7 @@ def test_owners_tree_nearest_first_and_no_parent_owners(tmp_path: Path, caplog: 
     _write(tmp_path, "alerts/list/OWNERS", "- just\n- a list\n")
     _write(tmp_path, "alerts/typed/OWNERS", "approvers: {name: x}\n")
     _write(tmp_path, "alerts/dns/DnsDown.md", "# DNS down\n")
-    with caplog.at_level(logging.WARNING, logger="agents.ownership_files"):
+    with caplog.at_level(logging.WARNING, logger="agents.answers.ownership_files"):
         tree = OwnersTree.load(tmp_path)
     assert len(tree) == 3
     assert sorted(Path(p).parent.name for p in tree.skipped) == ["bad", "list", "typed"]

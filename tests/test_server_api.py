@@ -14,7 +14,9 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from agents.config import Settings
+from agents.app import Engine
+from agents.policy import CircuitBreaker
+from agents.settings import Settings
 from server import create_app
 
 
@@ -36,9 +38,9 @@ class Api:
         return self.client.get("/v1/tickets", headers=self.read, params={"limit": 1}).json()["total"]
 
 
-def make_api(trained_service, answerer, tmp_path: Path, **overrides) -> Iterator[Api]:
+def make_api(trained_service, answerer, tmp_path: Path, breaker=None, **overrides) -> Iterator[Api]:
     settings = Settings(data_dir=tmp_path, embedder="hashing", policy="classical_only", **overrides)
-    app = create_app(settings, service=trained_service, answerer=answerer)
+    app = create_app(settings, engine=Engine(trained_service, answerer, breaker or CircuitBreaker()))
     with TestClient(app) as client:
         keys = app.state.core.keys
         headers = {s: {"Authorization": f"Bearer {keys.create(s, [s])[1]}"} for s in ("admin", "read", "triage")}
@@ -264,7 +266,7 @@ def test_slack_slash_command_needs_a_key_or_a_valid_signature(trained_service, s
 
 
 def test_console_shows_the_latest_digest_only_once_one_exists(api: Api, tmp_path: Path, trained_service) -> None:
-    from agents.digest_job import build_digest, save_digest
+    from agents.digest.job import build_digest, save_digest
 
     assert api.client.get("/console/digest", headers=api.read).status_code == 204
     api.post_ticket("VPN will not connect", "GlobalConnect gateway unreachable")
@@ -277,7 +279,7 @@ def test_console_shows_the_latest_digest_only_once_one_exists(api: Api, tmp_path
 
 
 def test_rate_limiter_refills_and_forgets_idle_callers() -> None:
-    from agents.auth import MAX_BUCKETS, RateLimiter
+    from agents.web.auth import MAX_BUCKETS, RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(rate=2.0, burst=2, clock=lambda: now[0])

@@ -11,9 +11,9 @@ import pytest
 from test_server_api import Api, make_api
 
 from agents.errors import BackendUnavailable
-from agents.llm import ScriptedChat
-from agents.llm_classify import ExampleBank, LlmClassifier
-from agents.llm_write import ReplyWriter, SummaryWriter
+from agents.llm.chat import ScriptedChat
+from agents.llm.classify import ExampleBank, LlmClassifier
+from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.route import Router
 from agents.service import TriageService
@@ -40,15 +40,16 @@ def llm_service(trained, chat: ScriptedChat, breaker: CircuitBreaker, demo_rows)
     return TriageService(
         trained.kb, trained.models, trained.embedder, FallbackClassifier(llm, trained.classifier, breaker=breaker),
         Router(trained.kb), trained.searcher, summary_writer=SummaryWriter(chat=chat, guard=guard),
-        reply_writer=ReplyWriter(trained.kb, chat, guard=guard), llm_budget=5.0, breaker=breaker,
+        reply_writer=ReplyWriter(trained.kb, chat, guard=guard), llm_timeout=5.0,
     )  # fmt: skip
 
 
 @pytest.fixture
 def working(trained_service, served_answerer, demo_rows, tmp_path: Path) -> Iterator[Api]:
     chat = ScriptedChat(fn=lambda messages, schema: fill(schema))
-    service = llm_service(trained_service, chat, CircuitBreaker(3, 60.0), demo_rows)
-    yield from make_api(service, served_answerer, tmp_path)
+    breaker = CircuitBreaker(3, 60.0)
+    service = llm_service(trained_service, chat, breaker, demo_rows)
+    yield from make_api(service, served_answerer, tmp_path, breaker)
 
 
 @pytest.fixture
@@ -56,8 +57,9 @@ def dead(trained_service, served_answerer, demo_rows, tmp_path: Path) -> Iterato
     def down(messages: object, schema: object) -> BackendUnavailable:
         return BackendUnavailable("llm:scripted", "connection refused")
 
-    service = llm_service(trained_service, ScriptedChat(fn=down), CircuitBreaker(2, 60.0), demo_rows)
-    yield from make_api(service, served_answerer, tmp_path)
+    breaker = CircuitBreaker(2, 60.0)
+    service = llm_service(trained_service, ScriptedChat(fn=down), breaker, demo_rows)
+    yield from make_api(service, served_answerer, tmp_path, breaker)
 
 
 def test_llm_calls_are_audited_and_counted(working: Api) -> None:

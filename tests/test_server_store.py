@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from agents.desk import Desk
-from agents.metrics import ServiceMetrics
-from agents.records import FeedbackIn, TicketPatch
-from agents.review import Review, feedback_training_rows
-from agents.store import IdempotencyConflict, Store
+from agents.store.records import FeedbackIn, TicketPatch
+from agents.store.review import Review, feedback_training_rows
+from agents.store.tickets import IdempotencyConflict, Store
 from agents.types import Ticket
+from agents.web.desk import Desk
+from agents.web.metrics import ServiceMetrics
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_feedback_becomes_training_rows(store: Store, trained_service) -> None:
 def test_train_with_feedback_adds_the_reviewed_tickets(
     tmp_path: Path, trained_service, demo_rows, monkeypatch, capsys
 ) -> None:
-    from agents.cli import main
+    from agents.cli.main import main
 
     store = Store.open(tmp_path)
     records, _ = store.create([Ticket(title="badge reader broken", body="door at warehouse 2 will not open")])

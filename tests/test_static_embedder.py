@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embedders import MINILM_NAME, embedder_named, make_embedder
+from retrieval.embedders import MINILM_NAME
+from retrieval.factory import embedder_named, make_embedder
 from retrieval.static_embedder import StaticMiniLMEmbedder, distill_table, static_name
 
 TEXTS = [

@@ -6,9 +6,15 @@ import joblib
 import numpy as np
 import pytest
 
-from agents.calibration import NEVER, ThresholdChoice, budgeted_threshold, choose_threshold, precision_coverage_curve
+from agents.classical.calibration import (
+    NEVER,
+    ThresholdChoice,
+    budgeted_threshold,
+    choose_threshold,
+    precision_coverage_curve,
+)
+from agents.classical.text_models import EmbeddingClassifier, EnsembleClassifier, TfidfClassifier
 from agents.errors import DataError
-from agents.text_models import EmbeddingClassifier, EnsembleClassifier, TfidfClassifier
 from evals.classify_eval import split
 from retrieval.embedders import HashingEmbedder
 
@@ -107,8 +113,8 @@ def test_fast_scores_equal_sklearns_own(demo_rows: list[dict], n_classes: int) -
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    from agents.members import linear_scores, log_proba
-    from agents.text_models import tfidf_features, transform
+    from agents.classical.scores import linear_scores, log_proba
+    from agents.classical.text_models import tfidf_features, transform
 
     rows = [r for r in demo_rows if r["category"] in sorted({r["category"] for r in demo_rows})[:n_classes]]
     texts, labels = [f"{r['title']} {r['body']}" for r in rows], [r["category"] for r in rows]

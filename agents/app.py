@@ -1,0 +1,170 @@
+"""The composition root: the one place that picks concrete classes and wires the service from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agents.jsonl import read_jsonl
+from agents.settings import Settings
+
+if TYPE_CHECKING:  # the heavy parts are imported when something is built, so importing this module stays cheap
+    from agents.answers.answer import Answerer
+    from agents.llm.chat import ChatModel
+    from agents.policy import CircuitBreaker
+    from agents.service import TriageService
+    from kb.loader import KnowledgeBase
+    from retrieval.embedders import Embedder
+    from retrieval.index import SopIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Shared:
+    """What the triage service and the answerer share in one process: built once, never twice."""
+
+    settings: Settings
+    kb: KnowledgeBase
+    embedder: Embedder
+    index: SopIndex
+    chat: ChatModel | None
+    breaker: CircuitBreaker
+
+
+@dataclass
+class Engine:
+    """Everything a running service needs: triage and answers over the same KB, index, LLM client and breaker."""
+
+    service: TriageService
+    answerer: Answerer
+    breaker: CircuitBreaker
+
+
+def load_sop_index(settings: Settings, embedder: Embedder, *, in_memory: bool = False) -> SopIndex:
+    """The saved SOP index when it matches the KB and the embedder; else built (and saved unless in_memory)."""
+    from retrieval.corpus import content_hash, load_chunks
+    from retrieval.errors import IndexMismatch, IndexMissing
+    from retrieval.index import SopIndex
+
+    sops = settings.kb_dir / "sops"
+    digest = content_hash(sops)
+    try:
+        return SopIndex.load(settings.index_dir, embedder, expected_hash=digest)
+    except (IndexMissing, IndexMismatch) as exc:
+        log.info("building the SOP index (%s)", exc)
+    index = SopIndex.build(
+        load_chunks(sops), embedder, content_hash=digest, source=str(sops), approximate=settings.approximate_index
+    )
+    if not in_memory:
+        index.save(settings.index_dir)
+    return index
+
+
+def build_shared(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    chat: ChatModel | None = None,
+    http_client: Any = None,
+    in_memory: bool = False,
+) -> Shared:
+    """Load the KB, the embedder, the SOP index and the LLM client once (`chat` may be passed in ready-made)."""
+    from agents.llm.factory import start_chat
+    from agents.policy import CircuitBreaker
+    from kb.loader import load_kb
+    from retrieval.factory import make_embedder
+
+    kb = load_kb(settings.kb_dir)
+    embedder = embedder or make_embedder(settings.embedder, settings.embed_precision)
+    index = load_sop_index(settings, embedder, in_memory=in_memory)
+    if chat is None:
+        chat = start_chat(settings, http_client)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
+    return Shared(settings, kb, embedder, index, chat, breaker)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    shared: Shared | None = None,
+    chat: ChatModel | None = None,
+    http_client: Any = None,
+    progress: bool = False,
+) -> TriageService:
+    """Load (or train on first start) the models and wire the triage service."""
+    from agents.classical.training import load_or_train
+    from agents.classify import ClassicalClassifier
+    from agents.llm.factory import build_llm_parts
+    from agents.route import Router
+    from agents.service import TriageService
+    from retrieval.hybrid import HybridSearcher
+
+    shared = shared or build_shared(settings, chat=chat, http_client=http_client)
+    models = load_or_train(settings, shared.embedder, shared.kb, progress=progress)
+    classifier = ClassicalClassifier(models.fields["category"], models.fields["priority"])
+    llm = build_llm_parts(
+        settings,
+        shared.kb,
+        models,
+        classifier,
+        lambda: read_jsonl(settings.training_data),
+        shared.chat,
+        shared.breaker,
+    )
+    return TriageService(
+        shared.kb,
+        models,
+        shared.embedder,
+        llm.classifier,
+        Router(shared.kb),
+        HybridSearcher(shared.index),
+        summary_writer=llm.summary_writer,
+        reply_writer=llm.reply_writer,
+        llm_timeout=settings.llm_timeout if shared.chat is not None else None,
+    )
+
+
+def build_answerer(
+    settings: Settings,
+    *,
+    shared: Shared | None = None,
+    embedder: Embedder | None = None,
+    in_memory: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    chat: ChatModel | None = None,
+) -> Answerer:
+    """The `ask` path: SOP index, ownership from the catalogue, and with policy llm_first and an LLM the LLM
+    writer (the extractive answer stays the fallback). No trained models are needed."""
+    from agents.answers.answer import Answerer
+    from agents.answers.llm_writer import LlmAnswerWriter
+    from agents.answers.owners import OwnerResolver
+    from agents.errors import TriageError
+    from agents.policy import LlmGuard
+    from retrieval.hybrid import HybridSearcher
+
+    shared = shared or build_shared(settings, embedder=embedder, chat=chat, in_memory=in_memory)
+    timing: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    writer = guard = None
+    if settings.policy == "llm_first" and shared.chat is not None:
+        writer = LlmAnswerWriter(shared.chat, llm_timeout=settings.llm_timeout)
+        guard = LlmGuard(shared.chat.name, shared.breaker, fallback_on=(TriageError,))
+    return Answerer(
+        HybridSearcher(shared.index),
+        OwnerResolver(shared.kb, shared.embedder, **timing),
+        writer=writer,
+        guard=guard,
+        threshold=settings.answer_threshold,
+        stale_after_days=settings.stale_after_days,
+        **timing,
+    )
+
+
+def build_engine(settings: Settings, *, chat: ChatModel | None = None, progress: bool = False) -> Engine:
+    """Triage and answers for one process, sharing one KB, index, LLM client and circuit breaker."""
+    shared = build_shared(settings, chat=chat)
+    service = build_service(settings, shared=shared, progress=progress)
+    return Engine(service, build_answerer(settings, shared=shared), shared.breaker)

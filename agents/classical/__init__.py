@@ -1,0 +1,1 @@
+"""Classical text models: TF-IDF and MiniLM features, the ensemble, calibration, training and saved artefacts."""

@@ -1,0 +1,183 @@
+"""Train, save and load the classical triage models (one calibrated ensemble per field) and the ticket memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from agents.classical.artifacts import read_manifest, write_folder
+from agents.classical.calibration import ThresholdChoice, choose_threshold
+from agents.classical.text_models import EnsembleClassifier, tfidf_features
+from agents.errors import DataError, ModelNotTrained
+from agents.jsonl import read_jsonl
+from agents.route import Router
+from agents.settings import DEFAULT_MEMBERS, Settings
+from agents.similar import TicketMemory
+from agents.types import ticket_text
+from kb.loader import KnowledgeBase
+from retrieval.embedders import Embedder
+
+FORMAT = "triage-models.v3"  # v2: the field models share one TF-IDF featuriser; v3: N-member ensembles
+FIELDS = ("category", "priority", "team")
+NEIGHBOURS = 5
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TriageModels:
+    """Everything the classical path learned: per-field models and thresholds, and the ticket memory."""
+
+    fields: dict[str, EnsembleClassifier]
+    thresholds: dict[str, ThresholdChoice]
+    memory: TicketMemory
+    embedder_name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def attach(self, embedder: Embedder) -> TriageModels:
+        """Give the field models their embedder; `load_models` has checked it is the one they were trained with."""
+        for model in self.fields.values():
+            model.attach(embedder)
+        return self
+
+
+def _team_threshold(
+    rows: list[dict[str, Any]],
+    texts: list[str],
+    vectors: np.ndarray,
+    model: EnsembleClassifier,
+    memory: TicketMemory,
+    router: Router,
+    target: float,
+) -> ThresholdChoice:
+    """Choose the routing threshold on held-out scores: out-of-fold model, neighbours excluding the ticket."""
+    correct, confidence = [], []
+    for i, held_out in zip(model.oof_rows_, model.oof_proba_, strict=True):
+        row = rows[i]
+        proba = dict(zip(model.classes_, held_out, strict=True))
+        neighbours = memory.search(vectors[i], NEIGHBOURS, exclude_id=row["id"])
+        decision, _ = router.decide(texts[i], proba, neighbours)
+        confidence.append(decision.confidence)
+        correct.append(decision.label == row["team"])
+    return choose_threshold(np.array(confidence), np.array(correct), target)
+
+
+def train_models(
+    rows: list[dict[str, Any]],
+    embedder: Embedder,
+    kb: KnowledgeBase,
+    *,
+    target: float = 0.9,
+    folds: int = 5,
+    seed: int = 42,
+    members: str = DEFAULT_MEMBERS,
+    progress: bool = False,
+) -> TriageModels:
+    """Fit category, priority and team ensembles on labelled tickets (dicts with title, body and labels).
+    With `progress`, a bar on stderr shows each step and the time left, estimated from the steps done."""
+    from tqdm import tqdm
+
+    if len(rows) < 10:
+        raise DataError("tickets", f"need at least 10 labelled tickets to train, got {len(rows)}")
+    for i, row in enumerate(rows):
+        missing = [f for f in FIELDS if not row.get(f)]
+        if missing:
+            raise DataError("tickets", f"row {i} (id {row.get('id')}) has no {', '.join(missing)}")
+    started = time.perf_counter()
+    bar = tqdm(total=2 + len(FIELDS), desc=f"training on {len(rows)} tickets", unit="step", disable=not progress)
+    bar.set_postfix_str("embedding")
+    texts = [ticket_text(r.get("title"), r.get("body")) for r in rows]
+    vectors = embedder.embed(texts)
+    bar.update()
+    memory = TicketMemory(embedder.dim)
+    memory.add(vectors, [{k: r.get(k) for k in ("id", "team", "category", "resolution")} for r in rows])
+    models: dict[str, EnsembleClassifier] = {}
+    thresholds: dict[str, ThresholdChoice] = {}
+    features = tfidf_features().fit(texts)  # one vocabulary for all fields: the service transforms a ticket once
+    for name in FIELDS:
+        bar.set_postfix_str(name)
+        labels = [str(r[name]) for r in rows]
+        model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features, members=members)
+        model.fit(texts, labels, vectors)
+        models[name] = model
+        thresholds[name] = model.oof_threshold(labels, target)
+        bar.update()
+    bar.set_postfix_str("routing threshold")
+    thresholds["team"] = _team_threshold(rows, texts, vectors, models["team"], memory, Router(kb), target)
+    bar.update()
+    bar.close()
+    info = {
+        "n_train": len(rows),
+        "seconds": round(time.perf_counter() - started, 2),
+        "target_precision": target,
+        "members": members,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return TriageModels(models, thresholds, memory, embedder.name, info)
+
+
+def save_models(models: TriageModels, out: Path) -> None:
+    """Write the models folder atomically: a failed save keeps the old models."""
+
+    def write(tmp: Path) -> None:
+        vectors = models.memory.index.reconstruct_n(0, len(models.memory)) if len(models.memory) else None
+        joblib.dump(
+            {"fields": models.fields, "memory_vectors": vectors, "memory_records": models.memory.records},
+            tmp / "models.joblib",
+        )
+        manifest = {
+            "format": FORMAT,
+            "embedder": models.embedder_name,
+            "info": models.info,
+            "thresholds": {k: v.model_dump() for k, v in models.thresholds.items()},
+            "classes": {k: [str(c) for c in m.classes_] for k, m in models.fields.items()},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+    write_folder(out, write)
+
+
+def load_models(path: Path, embedder: Embedder) -> TriageModels:
+    path = Path(path)
+    manifest = read_manifest(path, FORMAT)
+    if manifest["embedder"] != embedder.name:  # TRIAGE_EMBEDDER changed: the saved vectors mean nothing now
+        raise ModelNotTrained(str(path), f"trained with embedder {manifest['embedder']!r}, not {embedder.name!r}")
+    blob = joblib.load(path / "models.joblib")
+    memory = TicketMemory(embedder.dim)
+    if blob["memory_vectors"] is not None:
+        memory.add(blob["memory_vectors"], blob["memory_records"])
+    thresholds = {k: ThresholdChoice(**v) for k, v in manifest["thresholds"].items()}
+    models = TriageModels(blob["fields"], thresholds, memory, manifest["embedder"], manifest["info"])
+    return models.attach(embedder)
+
+
+def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, progress: bool = False) -> TriageModels:
+    """The saved models; on first start (or when they are unusable) trained on `settings.training_data` and saved."""
+    try:
+        return load_models(settings.model_dir, embedder)
+    except ModelNotTrained as exc:
+        if exc.reason:  # an older format or another embedder: retrain rather than refuse to start
+            log.warning(
+                "%s; retraining on %s (add --with-feedback to `triage train` to keep reviews)",
+                exc,
+                settings.training_data,
+            )
+        else:
+            log.info("no saved models: training on %s", settings.training_data)
+    models = train_models(
+        read_jsonl(settings.training_data),
+        embedder,
+        kb,
+        target=settings.precision_target,
+        folds=settings.train_folds,
+        members=settings.members,
+        progress=progress,
+    )
+    save_models(models, settings.model_dir)
+    return models

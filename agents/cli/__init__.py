@@ -1,0 +1,1 @@
+"""The `triage` command line: the only code besides tests that imports evals/."""

@@ -1,0 +1,195 @@
+"""Render a Digest as Markdown, JSON (the pydantic model) or HTML with one inline SVG chart; plus the template prose."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agents.digest.models import Digest, TeamDigest, TicketList
+
+Escape = Callable[[str], str]
+MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+LISTS = (
+    ("breached", "Breached SLA", "{late} late"),
+    ("about_to_breach", "About to breach", "due in {late}"),
+    ("unassigned", "Unassigned for over {unassigned}", "{late} old"),
+    ("stuck", "Stuck (no update for {stuck})", "idle {late}"),
+)
+
+
+def md_escape(text: str) -> str:
+    """One line of untrusted text, safe inside Markdown."""
+    return MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn needs only &, < and > escaped (and one line)."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def duration(minutes: int) -> str:
+    days, rest = divmod(max(minutes, 0), 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{mins} min" if mins or not (days or hours) else "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def local(moment: datetime, zone: str) -> datetime:
+    try:
+        return moment.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
+
+
+def stamp(moment: datetime, zone: str) -> str:
+    return f"{local(moment, zone):%a %d %b %Y %H:%M} ({zone})"
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def totals_line(d: Digest) -> str:
+    return (
+        f"{d.new} new · {d.resolved} resolved · {d.reopened} reopened · {d.open} open · "
+        f"{d.breached} breached · {d.about_to_breach} about to breach"
+    )
+
+
+def team_summary(t: TeamDigest) -> str:
+    prio = ", ".join(f"{p} {n}" for p, n in t.open_by_priority.items())
+    return f"{t.new} new, {t.resolved} resolved, {t.reopened} reopened, {t.open} open" + (f" ({prio})" if prio else "")
+
+
+def quiet_line(t: TeamDigest) -> str:
+    return f"nothing new; {t.open} open" if t.open else "nothing new, nothing open"
+
+
+def list_title(title: str, d: Digest) -> str:
+    return title.format(
+        unassigned=duration(int(d.params.unassigned_hours * 60)), stuck=duration(int(d.params.stuck_days * 1440))
+    )
+
+
+def health_lines(d: Digest) -> list[str]:
+    h = d.ai_health
+    lines = [
+        f"Auto-triaged without a human: {percent(h.auto_share)} ({h.auto_triaged} of {h.triaged} triaged)",
+        f"Fallback rate: {percent(h.fallback_rate)} ({h.fallbacks} of {h.triaged})",
+    ]
+    if h.fields:
+        judged = sum(f.accepted + f.corrected for f in h.fields.values())
+        per_field = ", ".join(
+            f"{name} {percent(f.precision)} ({f.corrected} corrected)" for name, f in h.fields.items()
+        )
+        lines.append(
+            f"Human verdicts: {judged}, {h.corrected} corrected; implied precision {percent(h.precision)} ({per_field})"
+        )
+    else:
+        lines.append("Human verdicts: none in the window")
+    return lines
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def template_narrative(d: Digest) -> str:
+    """The paragraph written without an LLM: the numbers that matter, in a fixed order."""
+    when = f"In the {d.params.window_hours:g} hours to {stamp(d.window_end, d.timezone)}"
+    if d.nothing_happened:
+        text = f"{when} nothing came in, was resolved or was reopened; {count(d.open, 'ticket')} open."
+    else:
+        text = (
+            f"{when}, {count(d.new, 'ticket')} came in, {d.resolved} resolved and {d.reopened} reopened; {d.open} open."
+        )
+        busiest = max(d.teams, key=lambda t: t.new)
+        if busiest.new:
+            text += f" Busiest team: {busiest.name} ({busiest.new} new)."
+    if d.breached or d.about_to_breach:
+        text += f" Breached SLA: {d.breached}; about to breach: {d.about_to_breach}."
+    if d.themes:
+        top = d.themes[0]
+        text += f' The biggest recurring theme is "{top.name}" ({top.size} tickets).'
+    if d.ai_health.triaged:
+        text += f" Auto-triage handled {percent(d.ai_health.auto_share)} without a human"
+        text += (
+            f"; people corrected {count(d.ai_health.corrected, 'field')} (implied precision "
+            f"{percent(d.ai_health.precision)})."
+            if d.ai_health.fields
+            else "."
+        )
+    if d.skipped.total:
+        text += f" Skipped for bad timestamps: {count(d.skipped.total, 'ticket')}."
+    return text
+
+
+def _ticket_lines(items: TicketList, unit: str, esc: Escape) -> list[str]:
+    out = []
+    for line in items.items:
+        sla = f" {'+'.join(line.sla)}" if line.sla else ""
+        who = f" (assignee: {esc(line.assignee)})" if line.assignee else " (unassigned)"
+        out.append(
+            f"- `{line.id}` {line.priority or '-'} {esc(line.title)} —{sla} "
+            f"{unit.format(late=duration(line.delay_minutes))}{who}"
+        )
+    if items.count > len(items.items):
+        out.append(f"- … and {items.count - len(items.items)} more")
+    return out
+
+
+def to_markdown(d: Digest, esc: Escape = md_escape) -> str:
+    scope = "all teams" if d.scope == "all" else esc(d.teams[0].name if d.teams else d.scope)
+    out = [
+        f"# Daily digest: {scope}",
+        f"{d.params.window_hours:g} hours to {stamp(d.window_end, d.timezone)}",
+        "",
+        esc(d.narrative),
+        "",
+        f"**{totals_line(d)}**",
+        "",
+    ]
+    if d.nothing_happened:
+        out += ["_Nothing came in, was resolved or was reopened in this window._", ""]
+    if d.themes:
+        out += ["## Recurring themes"]
+        for theme in d.themes:
+            teams = ", ".join(f"{t} {n}" for t, n in theme.teams.items())
+            out.append(f"- **{esc(theme.name)}**: {theme.size} tickets ({esc(teams)})")
+        out.append("")
+    out.append("## Teams")
+    quiet = [t for t in d.teams if t.quiet]
+    for t in d.teams:
+        if t.quiet:
+            continue
+        out += ["", f"### {esc(t.name)}: {team_summary(t)}"]
+        for key, title, unit in LISTS:
+            items: TicketList = getattr(t, key)
+            if items.count:
+                out += [f"**{list_title(title, d)}** ({items.count})", *_ticket_lines(items, unit, esc)]
+    if quiet:
+        out.append("")
+        out += [f"- **{esc(t.name)}**: {quiet_line(t)}" for t in quiet]
+    out += ["", "## AI health", *[f"- {line}" for line in health_lines(d)]]
+    if d.skipped.total:
+        reasons = "; ".join(
+            f"{r}: {n} (e.g. {', '.join(d.skipped.examples.get(r, []))})" for r, n in d.skipped.by_reason.items()
+        )
+        out += ["", "## Skipped", f"- {d.skipped.total} tickets skipped: {esc(reasons)}"]
+    return "\n".join(out) + "\n"
+
+
+def to_json(d: Digest) -> str:
+    return d.model_dump_json(indent=2)
+
+
+def to_slack(d: Digest, limit: int = 39_000) -> dict[str, str]:
+    """The body of a Slack-compatible incoming webhook post."""
+    text = to_markdown(d, esc=slack_escape)
+    return {"text": text if len(text) <= limit else text[:limit] + "\n… (truncated; the full digest is on disk)"}

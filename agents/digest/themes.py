@@ -1,0 +1,185 @@
+"""Recurring themes: cluster ticket embeddings (agglomerative, cosine) and name each cluster by its top terms."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from agents.digest.models import NO_TEAM, DigestTicket, Theme
+from agents.errors import InvalidModelOutput, TriageError
+from retrieval.embedders import Embedder
+
+log = logging.getLogger(__name__)
+MAX_NAME_CHARS = 80
+TOKEN = r"(?u)\b[^\W\d_][^\W\d_]+\b"  # words of two letters or more, no numbers
+
+
+class ThemeNamer(Protocol):
+    """Names a cluster from a few of its tickets; `terms` is the top-terms name to improve on."""
+
+    name: str
+
+    def name_theme(self, texts: list[str], terms: list[str]) -> str: ...
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, cut between words."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit + 1].rsplit(" ", 1)[0][:limit]
+
+
+def top_terms(tfidf: np.ndarray, present: np.ndarray, vocabulary: np.ndarray, k: int) -> list[str]:
+    """Terms that are both heavy and shared in the cluster: mean TF-IDF x share of its tickets with the term.
+    A word already inside a chosen phrase is not repeated."""
+    score = tfidf.mean(axis=0) * present.mean(axis=0)
+    chosen: list[str] = []
+    for index in np.argsort(-score, kind="stable"):
+        if score[index] <= 0 or len(chosen) == k:
+            break
+        term = str(vocabulary[index])
+        words = set(term.split())
+        if any(words <= set(c.split()) or set(c.split()) <= words for c in chosen):
+            continue
+        chosen.append(term)
+    return chosen
+
+
+class VectorCache:
+    """Ticket-text vectors kept between digests (per-team digests after the all-teams one, the next day's
+    re-run, the console): a dict in memory, optionally an .npz file, keyed by embedder and text hash."""
+
+    def __init__(self, path: Path | None = None, max_entries: int = 50_000) -> None:
+        self.path = path
+        self.max_entries = max_entries
+        self.vectors: dict[str, np.ndarray] = {}
+        if path is not None and path.is_file():
+            try:
+                with np.load(path) as data:
+                    self.vectors = {key: data[key] for key in data.files}
+            except (OSError, ValueError) as exc:  # a damaged cache is rebuilt, never fatal
+                log.warning("ignoring the vector cache %s: %s", path, exc)
+
+    @staticmethod
+    def key(embedder: str, text: str) -> str:
+        return hashlib.blake2b(f"{embedder}\0{text}".encode(), digest_size=16).hexdigest()
+
+    def get(self, embedder: str, texts: list[str]) -> dict[str, np.ndarray]:
+        keys = {t: self.key(embedder, t) for t in texts}
+        return {t: self.vectors[k] for t, k in keys.items() if k in self.vectors}
+
+    def put(self, embedder: str, fresh: dict[str, np.ndarray]) -> None:
+        self.vectors.update({self.key(embedder, t): v for t, v in fresh.items()})
+        if len(self.vectors) > self.max_entries:  # dicts keep insertion order: drop the oldest
+            for key in list(self.vectors)[: len(self.vectors) - self.max_entries]:
+                del self.vectors[key]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.stem}.tmp.npz")
+        np.savez(tmp, **self.vectors)  # type: ignore[arg-type]
+        os.replace(tmp, self.path)
+
+
+class ThemeFinder:
+    """Clusters the texts of a window's tickets; clusters of at least `min_size` tickets are themes."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        distance: float = 0.4,  # cosine distance for MiniLM; hashed n-grams need about 0.55
+        min_size: int = 3,
+        max_themes: int = 5,
+        terms: int = 3,
+        max_tickets: int = 3000,
+        max_chars: int = 160,
+        namer: ThemeNamer | None = None,
+        cache: VectorCache | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.max_chars = max_chars
+        self.cache = cache
+        self.distance = distance
+        self.min_size = min_size
+        self.max_themes = max_themes
+        self.terms = terms
+        self.max_tickets = max_tickets
+        self.namer = namer
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """Each distinct text is embedded once (and not at all when the cache has it)."""
+        unique = list(dict.fromkeys(texts))
+        known = self.cache.get(self.embedder.name, unique) if self.cache is not None else {}
+        missing = [t for t in unique if t not in known]
+        if missing:
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known.update(fresh)
+            if self.cache is not None:
+                self.cache.put(self.embedder.name, fresh)
+        return np.stack([known[t] for t in texts])
+
+    def labels(self, vectors: np.ndarray) -> np.ndarray:
+        if len(vectors) < 2:
+            return np.zeros(len(vectors), dtype=int)
+        model = AgglomerativeClustering(
+            n_clusters=None, distance_threshold=self.distance, metric="cosine", linkage="average"
+        )
+        return model.fit_predict(vectors)
+
+    def find(self, tickets: list[DigestTicket]) -> list[Theme]:
+        tickets = [t for t in tickets if t.text][: self.max_tickets]
+        if len(tickets) < self.min_size:
+            return []
+        texts = [clip(t.text, self.max_chars) for t in tickets]
+        labels = self.labels(self.vectors(texts))
+        big = [(label, n) for label, n in Counter(labels.tolist()).most_common() if n >= self.min_size]
+        if not big:
+            return []
+        vectorizer = TfidfVectorizer(stop_words="english", ngram_range=(1, 2), token_pattern=TOKEN, sublinear_tf=True)
+        try:
+            tfidf = vectorizer.fit_transform(texts)
+        except ValueError:  # nothing but stop words
+            return []
+        vocabulary = vectorizer.get_feature_names_out()
+        themes = []
+        for label, size in big[: self.max_themes]:
+            rows = np.flatnonzero(labels == label)
+            block = tfidf[rows].toarray()
+            terms = top_terms(block, block > 0, vocabulary, self.terms)
+            members = [tickets[i] for i in rows]
+            name, named_by = self._name([texts[i] for i in rows], terms)
+            themes.append(
+                Theme(
+                    name=name,
+                    terms=terms,
+                    size=size,
+                    teams=dict(Counter(t.team or NO_TEAM for t in members).most_common()),
+                    ticket_ids=sorted(t.id for t in members)[:5],
+                    named_by=named_by,
+                )
+            )
+        return themes
+
+    def _name(self, texts: list[str], terms: list[str]) -> tuple[str, str]:
+        fallback = " / ".join(terms) or "(no common words)"
+        if self.namer is None:
+            return fallback, "terms"
+        try:
+            name = " ".join(self.namer.name_theme(texts[:8], terms).split())
+            if not name or len(name) > MAX_NAME_CHARS or not re.search(r"\w", name):
+                raise InvalidModelOutput(f"a theme name needs 1 to {MAX_NAME_CHARS} characters", raw=name)
+            return name, self.namer.name
+        except TriageError as exc:
+            log.warning("theme namer %s failed (%s); using the top terms", self.namer.name, exc)
+            return fallback, "terms"

@@ -1,0 +1,177 @@
+"""OpenAICompatibleChat: any OpenAI-compatible endpoint, output modes tried in order, a hard deadline per call."""
+
+# The OpenAI client (not langchain-openai) on purpose: we need the raw request and response to try output modes
+# in order (json_schema, llama.cpp's json_object + schema extension, tools, plain text), to read token usage, and
+# to map every failure onto our own errors; langchain-openai hides those behind with_structured_output and can
+# reach the network for tiktoken's vocabulary.
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from agents.errors import BackendUnavailable, InvalidModelOutput
+from agents.llm.chat import MIN_CALL_SECONDS, MODES, ChatReply, Message, finish
+from agents.types import Deadline
+
+REFUSED_STATUS = {400, 415, 422, 500, 501}  # how servers say "not this request shape"
+
+
+class _Refused(Exception):
+    """The endpoint refused this output mode (an error status while we were still probing modes)."""
+
+
+def _run_with_deadline(fn: Callable[[], Any], seconds: float, backend: str) -> Any:
+    """Run `fn` in a worker thread and give up after `seconds`, whatever the socket does (a trickling server)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="llm-call", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if worker.is_alive():
+        raise BackendUnavailable(backend, f"no complete answer within {seconds:.1f}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class OpenAICompatibleChat:
+    """Any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp); no retries: callers fall back."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        llm_timeout: float = 20.0,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        modes: Iterable[str] = MODES,
+        http_client: Any = None,
+    ) -> None:
+        from openai import OpenAI
+
+        self.model = model
+        self.name = f"llm:{model}"
+        self.base_url = base_url
+        self.llm_timeout = llm_timeout  # the time of a call that comes without a deadline
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.modes = tuple(modes)
+        unknown = set(self.modes) - set(MODES)
+        if unknown or not self.modes:
+            raise ValueError(f"unknown output modes {sorted(unknown)}: choose from {MODES}")
+        self.mode_: str | None = None  # the structured mode this endpoint accepted, once known
+        self._client = OpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            timeout=llm_timeout,
+            max_retries=0,
+            http_client=http_client,
+        )
+
+    def complete(
+        self,
+        messages: list[Message],
+        schema: dict[str, Any] | None = None,
+        *,
+        schema_name: str = "answer",
+        max_tokens: int | None = None,
+        deadline: Deadline | None = None,
+    ) -> ChatReply:
+        deadline = deadline or Deadline.after(self.llm_timeout)
+        started = time.perf_counter()
+        if schema is None:
+            modes: tuple[str, ...] = ("text",)
+        else:
+            modes = (self.mode_,) if self.mode_ else self.modes
+        refusals: list[str] = []
+        for mode in modes:
+            left = deadline.seconds_left()
+            if left < MIN_CALL_SECONDS:
+                break
+            request = self._request(messages, schema, schema_name, mode, max_tokens or self.max_tokens)
+            probing = schema is not None and self.mode_ is None and mode != modes[-1]
+            try:
+                response = _run_with_deadline(partial(self._send, request, left, probing), left, self.name)
+            except _Refused as exc:
+                refusals.append(f"{mode}: {exc}")
+                continue
+            if schema is not None and self.mode_ is None:
+                self.mode_ = mode
+            return self._reply(response, schema, mode, started)
+        raise BackendUnavailable(
+            self.name,
+            f"no answer within {time.perf_counter() - started:.1f}s" + (f" ({refusals[-1]})" if refusals else ""),
+        )
+
+    def _request(
+        self, messages: list[Message], schema: dict[str, Any] | None, name: str, mode: str, max_tokens: int
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": max_tokens,
+        }
+        if schema is None or mode == "text":
+            return request
+        if mode == "json_schema":
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": True},
+            }
+        elif mode == "json_object":  # llama-cpp-python turns the schema into a grammar
+            request["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            function = {"name": name, "description": "Record the answer.", "parameters": schema}
+            request["tools"] = [{"type": "function", "function": function}]
+            request["tool_choice"] = {"type": "function", "function": {"name": name}}
+        return request
+
+    def _send(self, request: dict[str, Any], seconds: float, probing: bool) -> Any:
+        import openai
+
+        try:
+            return self._client.chat.completions.create(**request, timeout=seconds)
+        except openai.APITimeoutError:
+            raise BackendUnavailable(self.name, f"timed out after {seconds:.1f}s") from None
+        except openai.APIStatusError as exc:
+            detail = " ".join(str(exc.message).split())[:200]
+            if probing and exc.status_code in REFUSED_STATUS:
+                raise _Refused(f"HTTP {exc.status_code} {detail}") from None
+            hint = {401: "wrong API key", 403: "key not allowed", 404: "wrong URL or model name", 429: "rate limited"}
+            reason = f"HTTP {exc.status_code} ({hint.get(exc.status_code, 'error')}): {detail}"
+            raise BackendUnavailable(self.name, reason, status=exc.status_code) from None
+        except openai.APIConnectionError as exc:
+            raise BackendUnavailable(self.name, f"cannot connect to {self.base_url or 'the API'}: {exc}") from None
+        except (openai.OpenAIError, ValueError, TypeError, KeyError, AttributeError) as exc:  # e.g. a body not JSON
+            raise BackendUnavailable(self.name, f"unusable response: {type(exc).__name__}: {exc}"[:300]) from None
+
+    def _reply(self, response: Any, schema: dict[str, Any] | None, mode: str, started: float) -> ChatReply:
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise InvalidModelOutput("the response has no choices", raw=str(response)[:2000])
+        message = choices[0].message
+        calls = getattr(message, "tool_calls", None) or []
+        text = (calls[0].function.arguments if mode == "tools" and calls else message.content) or ""
+        usage = getattr(response, "usage", None)
+        return finish(
+            text,
+            schema,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            mode=mode,
+            model=str(getattr(response, "model", "") or self.model),
+        )

@@ -1,0 +1,239 @@
+"""Summaries and suggested replies: the LLM writes when it can, the classical path (extractive, template) when not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from agents.classify import TicketContext
+from agents.errors import InvalidModelOutput
+from agents.llm.chat import ChatModel, check_time, record_call
+from agents.llm.classify import sop_attributes, wire_schema
+from agents.policy import LlmGuard
+from agents.redact import Redacted, prepare
+from agents.summarise import ExtractiveSummariser
+from agents.types import Deadline, LlmCall, Ticket
+from kb.loader import KnowledgeBase
+from prompts import Prompt, data_block, load_prompt
+from retrieval.hybrid import Hit
+
+ASKS_FOR_SECRET = re.compile(
+    r"(?i)\b(send|share|give|tell|provide|reply with|confirm)\b.{0,40}\b(password|passcode|one-time code|otp|mfa code)"
+)
+
+
+class Written(BaseModel):
+    """A piece of text for the result, and who wrote it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    backend: str
+    reasons: list[str] = []
+    llm_calls: list[LlmCall] = []
+
+
+class SummaryAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=3, max_length=400)
+
+
+def reply_model(refs: Sequence[str]) -> type[BaseModel]:
+    """The reply must cite only SOPs it was shown (a Literal of their refs), at least one when there were some."""
+    source: Any = Literal[tuple(refs)] if refs else str  # type: ignore[valid-type]
+    sources = (list[source], Field(min_length=1 if refs else 0, max_length=len(refs)))
+    return create_model(
+        "ReplyAnswer",
+        __config__=ConfigDict(extra="forbid"),
+        reply=(str, Field(min_length=20, max_length=2000)),
+        sources=sources,
+    )
+
+
+def llm_input(ticket: Ticket, context: TicketContext | None) -> tuple[Redacted, Deadline | None]:
+    """What of the ticket may go to the LLM, and by when: the context's (cut and redacted once per ticket), or
+    prepared here for a ticket written about on its own."""
+    if context is None:
+        return prepare(ticket.text), None
+    return context.redacted, context.deadline
+
+
+def duration(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if minutes < 1440:
+        hours = round(minutes / 60)
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    days = round(minutes / 1440)
+    return "1 working day" if days == 1 else f"{days} working days"
+
+
+class SummaryWriter:
+    """A one-line summary by the LLM, or the extractive summary when there is no LLM or it fails."""
+
+    def __init__(
+        self,
+        fallback: ExtractiveSummariser | None = None,
+        chat: ChatModel | None = None,
+        *,
+        guard: LlmGuard | None = None,
+        prompt: Prompt | None = None,
+        max_words: int = 25,
+    ) -> None:
+        self.fallback = fallback or ExtractiveSummariser()
+        self.chat = chat
+        self.guard = guard or (LlmGuard(chat.name) if chat else None)
+        self.prompt = prompt or load_prompt("summarise", "v1")
+        self.max_words = max_words
+
+    def write(self, ticket: Ticket, context: TicketContext | None = None) -> Written:
+        """The summary; with a context, the LLM sees its redacted text and keeps to its deadline."""
+        if self.chat is None or self.guard is None:
+            return Written(text=self.fallback.summarise(ticket.title, ticket.body), backend=self.fallback.name)
+        redacted, deadline = llm_input(ticket, context)
+        attempt = self.guard.run("summarise", lambda: self._llm(redacted, deadline))
+        if attempt.value is not None:
+            return attempt.value
+        return Written(
+            text=self.fallback.summarise(ticket.title, ticket.body),
+            backend=f"{self.fallback.name} (fallback)",
+            reasons=[f"{attempt.reason}: extractive summary instead"],
+            llm_calls=attempt.calls,
+        )
+
+    def _llm(self, ticket: Redacted, deadline: Deadline | None) -> Written:
+        assert self.chat is not None
+        messages = self.prompt.render(max_words=self.max_words, ticket=data_block(ticket.text or "(empty)", "ticket"))
+        check_time(deadline, self.chat.name, "summarise")
+        schema = wire_schema(SummaryAnswer)
+        reply = self.chat.complete(
+            messages, schema, schema_name="summary", max_tokens=self.max_words * 3, deadline=deadline
+        )
+        try:
+            summary = SummaryAnswer.model_validate(reply.parsed).summary
+        except ValidationError as exc:
+            raise InvalidModelOutput(f"summary: {exc.errors()[0]['msg']}", raw=reply.text) from None
+        words = " ".join(ticket.restore(summary).split()).split(" ")
+        clipped = " ".join(words[: self.max_words]) + ("..." if len(words) > self.max_words else "")
+        return Written(
+            text=clipped, backend=self.chat.name, llm_calls=[record_call("summarise", self.chat.name, reply, messages)]
+        )
+
+
+class ReplyWriter:
+    """A first reply to the requester: by the LLM, grounded in the SOP hits; else a template citing the top SOP."""
+
+    name = "classical:template"
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        chat: ChatModel | None = None,
+        *,
+        guard: LlmGuard | None = None,
+        prompt: Prompt | None = None,
+        max_words: int = 120,
+        max_sops: int = 2,
+        sop_chars: int = 600,
+    ) -> None:
+        self.kb = kb
+        self.chat = chat
+        self.guard = guard or (LlmGuard(chat.name) if chat else None)
+        self.prompt = prompt or load_prompt("reply", "v1")
+        self.max_words = max_words
+        self.max_sops = max_sops
+        self.sop_chars = sop_chars
+
+    def write(
+        self,
+        ticket: Ticket,
+        category: str,
+        priority: str,
+        team: str,
+        hits: Sequence[Hit],
+        context: TicketContext | None = None,
+    ) -> Written:
+        """The reply; with a context, the LLM sees its redacted text and keeps to its deadline."""
+        if self.chat is None or self.guard is None:
+            return Written(text=self.template(ticket, category, priority, team, hits), backend=self.name)
+        redacted, deadline = llm_input(ticket, context)
+        attempt = self.guard.run("reply", lambda: self._llm(redacted, category, priority, team, hits, deadline))
+        if attempt.value is not None:
+            return attempt.value
+        return Written(
+            text=self.template(ticket, category, priority, team, hits),
+            backend=f"{self.name} (fallback)",
+            reasons=[f"{attempt.reason}: template reply instead"],
+            llm_calls=attempt.calls,
+        )
+
+    def _facts(self, category: str, priority: str, team: str) -> tuple[str, str, str, str]:
+        tax = self.kb.taxonomy
+        cat = tax.category(category).name if category in tax.category_ids else category
+        prio = tax.priority(priority) if priority in tax.priority_ids else None
+        team_name = self.kb.teams[team].name if team in self.kb.teams else team
+        response = duration(prio.response_minutes) if prio else "the agreed time"
+        return cat, f"{priority} ({prio.name})" if prio else priority, team_name, response
+
+    def template(self, ticket: Ticket, category: str, priority: str, team: str, hits: Sequence[Hit]) -> str:
+        cat, prio, team_name, response = self._facts(category, priority, team)
+        handle = (ticket.requester or "").split("@")[0].split(".")[0]
+        greeting = f"Hello {handle.capitalize()}," if handle.isalpha() else "Hello,"
+        subject = f' "{ticket.title.strip()[:120]}"' if ticket.title.strip() else ""
+        lines = [
+            greeting,
+            "",
+            f"Thank you for your ticket{subject}. We logged it as {cat}, priority {prio}; "
+            f"the {team_name} team will respond within {response}.",
+        ]
+        if hits:
+            top = hits[0]
+            steps = " ".join(top.text.split())[:400] or top.snippet
+            lines += ["", f'While you wait, the guide "{top.title}" [{top.ref}] may help: {steps}']
+        return "\n".join([*lines, "", "IT Service Desk"])
+
+    def _llm(
+        self, ticket: Redacted, category: str, priority: str, team: str, hits: Sequence[Hit], deadline: Deadline | None
+    ) -> Written:
+        assert self.chat is not None
+        cat, prio, team_name, response = self._facts(category, priority, team)
+        shown = list(hits[: self.max_sops])
+        sops = [
+            data_block(
+                f"{h.title} - {h.section}:\n{' '.join(h.text.split())[: self.sop_chars]}", "sop", **sop_attributes(h)
+            )
+            for h in shown
+        ]
+        messages = self.prompt.render(
+            max_words=self.max_words,
+            category=cat,
+            priority=prio,
+            response_time=response,
+            team=team_name,
+            sops="\n".join(sops) or "(none)",
+            ticket=data_block(ticket.text or "(empty)", "ticket"),
+        )
+        model = reply_model([h.ref for h in shown])
+        check_time(deadline, self.chat.name, "reply")
+        reply = self.chat.complete(
+            messages, wire_schema(model), schema_name="reply", max_tokens=self.max_words * 3, deadline=deadline
+        )
+        try:
+            answer = model.model_validate(reply.parsed)
+        except ValidationError as exc:
+            raise InvalidModelOutput(f"reply: {exc.errors()[0]['msg']}", raw=reply.text) from None
+        body: str = answer.reply.strip()  # type: ignore[attr-defined]
+        if ASKS_FOR_SECRET.search(body):
+            raise InvalidModelOutput("the reply asks the requester for a secret", raw=body)
+        missing = [s for s in answer.sources if f"[{s}]" not in body]  # type: ignore[attr-defined]
+        if missing:
+            body += "\n\nSee " + ", ".join(f"[{s}]" for s in missing)
+        return Written(
+            text=ticket.restore(body),
+            backend=self.chat.name,
+            llm_calls=[record_call("reply", self.chat.name, reply, messages)],
+        )

@@ -1,0 +1,77 @@
+"""Every setting, read in one place (TRIAGE_* environment variables or a .env file); cheap to import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kb import KB_DIR
+from retrieval.factory import EmbedderKind
+
+PROJECT_DIR = KB_DIR.parent
+DEMO_TICKETS = PROJECT_DIR / "evals" / "data" / "demo_tickets.v1.jsonl"
+DEFAULT_MEMBERS = "svm,lr"  # the classical ensemble (classical/members.py parses it)
+Policy = Literal["classical_only", "llm_first", "cascade"]
+
+
+class Settings(BaseSettings):
+    """Every setting, from TRIAGE_* environment variables or a .env file."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    kb_dir: Path = KB_DIR
+    training_data: Path = DEMO_TICKETS
+    # retrieval/factory.py; minilm-int8: 1.4-1.9x the HTTP requests of minilm-onnx (torch's vectors) at
+    # the same accuracy on the public sets and the answers set (evals/reports/embedding_runtimes.md)
+    embedder: EmbedderKind = "minilm-int8"
+    embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on CPUs with native BF16
+    approximate_index: bool = False
+    precision_target: float = Field(default=0.9, gt=0.0, le=1.0)
+    train_folds: int = Field(default=5, ge=2)  # cross-validation folds for calibration and thresholds
+    # the classical ensemble (classical/members.py): svm, lr, knnK (K neighbours), ftE (fine-tune E epochs)
+    members: str = DEFAULT_MEMBERS
+    database_url: str | None = None
+    stale_after_days: int = Field(default=365, gt=0)
+    answer_threshold: float = Field(default=0.293, ge=0.0, le=1.0)  # `ask` abstains below; see evals/reports/answers.md
+    slack_signing_secret: str | None = None  # when set, Slack slash commands must carry a valid v0 signature
+    policy: Policy = "cascade"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = Field(default=None, repr=False)
+    openai_api_key: str | None = Field(default=None, validation_alias="openai_api_key", repr=False)  # if no llm_api_key
+    llm_timeout: float = Field(default=20.0, gt=0)
+    # the cascade asks the LLM about these fields only, and takes its label only among the classical top k (0: any);
+    # measured with the local 1.5B model: category +2.7 points with top 2, priority worse at every k
+    cascade_fields: list[Literal["category", "priority"]] = ["category"]
+    cascade_top_k: int = Field(default=2, ge=0, le=3)
+    # at most this share of tickets (estimated on held-out training rows) goes to the LLM, least confident first
+    cascade_max_share: float = Field(default=0.3, ge=0.0, le=1.0)
+    llm_max_tokens: int = Field(default=300, gt=0)
+    breaker_failures: int = Field(default=3, gt=0)
+    breaker_cooldown: float = Field(default=60.0, gt=0)
+    # the HTTP service (server.py)
+    auth_dev_mode: bool = False  # no API keys at all: only for a laptop, and logged loudly
+    rate_limit_per_second: float = Field(default=50.0, gt=0)  # per API key, token bucket
+    rate_limit_burst: int = Field(default=100, gt=0)
+    max_request_bytes: int = Field(default=4_000_000, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
+    torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other
+    # the daily digest (agents/digest/, `triage digest`, `triage scheduler`)
+    digest_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM in digest_timezone
+    digest_timezone: str = "UTC"  # an IANA name, e.g. Europe/London
+    digest_weekdays_only: bool = True
+    digest_team_schedules: dict[str, str] = {}  # per-team override: {"network": "07:30 America/Chicago"}
+    digest_webhook_url: str | None = None  # Slack-compatible incoming webhook; None: write to disk only
+    digest_breach_margin: float = Field(default=0.2, ge=0.0, lt=1.0)  # "about to breach": last 20% of an SLA target
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,1 @@
+"""The ticket store: SQL tables, records, review and feedback, migrations."""

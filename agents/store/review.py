@@ -1,0 +1,168 @@
+"""What people do to stored tickets: change them (PATCH), accept or correct predictions, and the rows that teaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from agents.store.records import DONE, FIELDS, AuditEntry, FeedbackIn, FeedbackRecord, TicketPatch, TicketRecord
+from agents.store.tables import FeedbackRow, TicketRow
+from agents.store.tickets import InvalidChange, Store, TicketBusy, TicketNotFound, as_utc, to_record
+from kb.loader import KnowledgeBase
+
+WORKED = frozenset({"in_progress", "waiting", "resolved", "closed"})
+
+
+def allowed_labels(kb: KnowledgeBase) -> dict[str, list[str]]:
+    return {
+        "category": kb.taxonomy.category_ids,
+        "priority": kb.taxonomy.priority_ids,
+        "team": sorted(kb.teams),
+    }
+
+
+class Review:
+    """Applies human changes through the store, checks labels against the taxonomy, and audits every change."""
+
+    def __init__(self, store: Store, kb: KnowledgeBase) -> None:
+        self.store = store
+        self.labels = allowed_labels(kb)
+
+    def _check_label(self, field: str, value: str) -> None:
+        if value not in self.labels[field]:
+            raise InvalidChange(field, f"{value!r} is not one of {self.labels[field]}")
+
+    def update(self, ticket_id: str, patch: TicketPatch, actor: str) -> TicketRecord:
+        """Apply the fields the caller sent; stamps first response, resolution and re-opening."""
+        sent = patch.model_dump(include=patch.model_fields_set)
+        if sent.get("team") is not None:
+            self._check_label("team", sent["team"])
+        if "status" in sent and sent["status"] is None:
+            raise InvalidChange("status", "cannot be null")
+        now = self.store.clock()
+        with self.store.write() as session:
+            row = session.get(TicketRow, ticket_id)
+            if row is None:
+                raise TicketNotFound(ticket_id)
+            if row.status == "received":
+                raise TicketBusy(row.id)
+            changes: dict[str, Any] = {}
+            for name, value in sent.items():
+                old = getattr(row, name)
+                if old != value:
+                    changes[name] = [old, value]
+                    setattr(row, name, value)
+            if not changes:
+                return to_record(row)
+            status = changes.get("status")
+            if status and status[0] in DONE and status[1] not in DONE:
+                row.resolved_at, changes["reopened"] = None, True
+            if status and status[1] in DONE and row.resolved_at is None:
+                row.resolved_at = now
+            if row.first_response_at is None and (
+                (status and status[1] in WORKED) or changes.get("assignee", [None, None])[1]
+            ):
+                row.first_response_at = now
+            row.updated_at = now
+            session.add(self.store.audit_row(AuditEntry(kind="update", actor=actor, ticket_id=row.id, detail=changes)))
+            predicted = (row.result or {}).get("team")
+            if "team" in changes and row.team and predicted and row.team != predicted:
+                session.add(
+                    FeedbackRow(
+                        ticket_id=row.id,
+                        field="team",
+                        action="correct",
+                        predicted=predicted,
+                        label=row.team,
+                        author=actor,
+                        comment="reassigned",
+                        created_at=now,
+                    )
+                )
+            return to_record(row)
+
+    def feedback(self, item: FeedbackIn, author: str) -> list[FeedbackRecord]:
+        """Store a verdict on predicted fields; a correction also changes the ticket's field."""
+        if item.action == "correct" and item.field and item.value:
+            self._check_label(item.field, item.value)
+        now = self.store.clock()
+        with self.store.write() as session:
+            row = session.get(TicketRow, item.ticket_id)
+            if row is None:
+                raise TicketNotFound(item.ticket_id)
+            if row.result is None:
+                raise InvalidChange("ticket_id", f"ticket {row.id} has no prediction yet (status {row.status})")
+            fields = [item.field] if item.field else list(FIELDS)
+            rows: list[FeedbackRow] = []
+            for name in fields:
+                predicted = row.result.get(name)
+                label = item.value if item.action == "correct" and item.value else predicted
+                rows.append(
+                    FeedbackRow(
+                        ticket_id=row.id,
+                        field=name,
+                        action=item.action,
+                        predicted=predicted,
+                        label=label,
+                        author=author,
+                        comment=item.comment,
+                        created_at=now,
+                    )
+                )
+                if item.action == "correct" and getattr(row, name) != label:
+                    setattr(row, name, label)
+            row.reviewed, row.updated_at = True, now
+            session.add_all(rows)
+            session.add(
+                self.store.audit_row(
+                    AuditEntry(
+                        kind="feedback",
+                        actor=author,
+                        ticket_id=row.id,
+                        detail={"action": item.action, "fields": {r.field: [r.predicted, r.label] for r in rows}},
+                    )
+                )
+            )
+            session.flush()
+            return [_feedback_record(r) for r in rows]
+
+    def list_feedback(self, ticket_id: str | None = None, limit: int = 100) -> list[FeedbackRecord]:
+        query = select(FeedbackRow).order_by(FeedbackRow.id.desc()).limit(limit)
+        if ticket_id is not None:
+            query = query.where(FeedbackRow.ticket_id == ticket_id)
+        with self.store.read() as session:
+            return [_feedback_record(r) for r in session.scalars(query)]
+
+
+def _feedback_record(row: FeedbackRow) -> FeedbackRecord:
+    return FeedbackRecord(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        field=row.field,  # type: ignore[arg-type]
+        action=row.action,  # type: ignore[arg-type]
+        predicted=row.predicted,
+        label=row.label,
+        author=row.author,
+        comment=row.comment,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def feedback_training_rows(store: Store) -> list[dict[str, Any]]:
+    """One labelled row per ticket a person reviewed: the newest verdict per field, and for a field nobody
+    judged, the ticket's current value (the person saw it and left it). Rows missing a label are skipped."""
+    with store.read() as session:
+        verdicts = session.execute(
+            select(FeedbackRow.ticket_id, FeedbackRow.field, FeedbackRow.label).order_by(FeedbackRow.id)
+        ).all()
+        latest: dict[str, dict[str, str]] = {}
+        for ticket_id, field, label in verdicts:
+            latest.setdefault(ticket_id, {})[field] = label
+        rows = list(session.scalars(select(TicketRow).where(TicketRow.id.in_(list(latest))))) if latest else []
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            labels: dict[str, Any] = {f: latest[row.id].get(f) or getattr(row, f) for f in FIELDS}
+            if all(labels.values()):
+                out.append({"id": row.id, "title": row.title, "body": row.body, **labels, "resolution": row.resolution})
+    return out

@@ -1,0 +1,286 @@
+"""The ticket store: SQLite (WAL) by default, any SQLAlchemy URL; tickets, results, feedback and the audit trail."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agents.store.db import (  # noqa: F401  (re-exported: the store's public names)
+    IdempotencyConflict,
+    InvalidChange,
+    TicketBusy,
+    TicketNotFound,
+    as_utc,
+    database_url,
+    make_engine,
+    utcnow,
+)
+from agents.store.records import AuditEntry, TicketRecord
+from agents.store.tables import AuditRow, TicketRow
+from agents.types import Ticket, TriageResult
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def new_ticket_id() -> str:
+    return f"tkt_{uuid.uuid4().hex[:20]}"
+
+
+def to_record(row: TicketRow) -> TicketRecord:
+    return TicketRecord(
+        id=row.id,
+        external_id=row.external_id,
+        status=row.status,  # type: ignore[arg-type]
+        title=row.title,
+        body=row.body,
+        requester=row.requester,
+        channel=row.channel,
+        metadata=row.meta or {},
+        assignee=row.assignee,
+        team=row.team,
+        priority=row.priority,
+        category=row.category,
+        needs_human=row.needs_human,
+        reviewed=row.reviewed,
+        resolution=row.resolution,
+        result=TriageResult.model_validate(row.result) if row.result else None,
+        error=row.error,
+        created_at=as_utc(row.created_at),
+        triaged_at=as_utc(row.triaged_at),
+        first_response_at=as_utc(row.first_response_at),
+        resolved_at=as_utc(row.resolved_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def llm_audit(result: TriageResult, ticket_id: str | None) -> list[AuditEntry]:
+    """One audit entry per LLM call the engine made for a result (model, latency, tokens, what went in and out)."""
+    return [
+        AuditEntry(
+            kind="llm_call",
+            actor="triage",
+            ticket_id=ticket_id,
+            model=call.backend,
+            latency_ms=call.latency_ms,
+            tokens_in=call.prompt_tokens,
+            tokens_out=call.completion_tokens,
+            input=getattr(call, "input", None),
+            output=getattr(call, "output", None),
+            detail={"task": call.task, "ok": call.ok, "mode": call.mode, "error": call.error},
+        )
+        for call in getattr(result, "llm_calls", [])
+    ]
+
+
+class Store:
+    """Sessions on one engine; `write()` is one transaction that holds SQLite's write lock from the start."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._writer = engine.execution_options(sqlite_write=True)
+
+    @classmethod
+    def open(cls, data_dir: Path, url: str | None = None) -> Store:
+        store = cls(make_engine(database_url(data_dir, url)))
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (run on every start-up)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._writer.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- tickets -------------------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        tickets: list[Ticket],
+        idempotency_key: str | None = None,
+        body_hash: str | None = None,
+        *,
+        scope: str = "",
+        batch: bool = False,
+    ) -> tuple[list[TicketRecord], bool]:
+        """Commit tickets as `received`. With an idempotency key (per scope), a replay returns the stored tickets
+        and True; the same key with another body raises IdempotencyConflict."""
+        keys = None
+        if idempotency_key is not None:
+            base = f"{scope}:{idempotency_key}"
+            keys = [f"{base}#{i}" for i in range(len(tickets))] if batch else [base]
+            replay = self._replay(keys, body_hash, idempotency_key)
+            if replay is not None:
+                return replay, True
+        now = self.clock()
+        rows = [
+            TicketRow(
+                id=new_ticket_id(),
+                external_id=t.id,
+                status="received",
+                title=t.title,
+                body=t.body,
+                requester=t.requester,
+                channel=t.channel,
+                meta=t.metadata,
+                created_at=t.created_at or now,
+                updated_at=now,
+                idempotency_key=keys[i] if keys else None,
+                body_hash=body_hash if keys else None,
+                needs_human=False,
+                reviewed=False,
+                attempts=0,
+            )
+            for i, t in enumerate(tickets)
+        ]
+        try:
+            with self.write() as session:
+                session.add_all(rows)
+        except IntegrityError:  # the same key raced in from another request
+            replay = self._replay(keys or [], body_hash, idempotency_key or "")
+            if replay is None:
+                raise
+            return replay, True
+        return [to_record(r) for r in rows], False
+
+    def _replay(self, keys: list[str], body_hash: str | None, key: str) -> list[TicketRecord] | None:
+        with self.read() as session:
+            found = {
+                r.idempotency_key: r
+                for r in session.scalars(select(TicketRow).where(TicketRow.idempotency_key.in_(keys)))
+            }
+        if not found:
+            return None
+        if len(found) != len(keys) or any(r.body_hash != body_hash for r in found.values()):
+            raise IdempotencyConflict(key)
+        return [to_record(found[k]) for k in keys]
+
+    def save_results(self, results: dict[str, TriageResult]) -> int:
+        """Commit results of tickets still `received`; a ticket already triaged is left alone (exactly once)."""
+        now, saved = self.clock(), 0
+        with self.write() as session:
+            for row in session.scalars(select(TicketRow).where(TicketRow.id.in_(list(results)))):
+                if row.status != "received":
+                    continue
+                result = results[row.id]
+                row.status, row.result = "triaged", result.model_dump(mode="json")
+                row.team = row.team or result.team
+                row.priority = row.priority or result.priority
+                row.category = row.category or result.category
+                row.needs_human, row.error = result.needs_human, None
+                row.triaged_at = row.updated_at = now
+                session.add(
+                    self.audit_row(
+                        AuditEntry(kind="triage", actor="triage", ticket_id=row.id, detail={"backend": result.backend})
+                    )
+                )
+                session.add_all(self.audit_row(e) for e in llm_audit(result, row.id))
+                saved += 1
+        return saved
+
+    def mark_failed(self, ticket_ids: list[str], error: str) -> None:
+        with self.write() as session:
+            for row in session.scalars(select(TicketRow).where(TicketRow.id.in_(ticket_ids))):
+                if row.status == "received":
+                    row.status, row.error, row.needs_human, row.updated_at = "failed", error[:2000], True, self.clock()
+
+    def claim_received(self, limit: int, max_attempts: int) -> list[TicketRecord]:
+        """Tickets a crash left `received`, oldest first; each claim counts an attempt, and too many fail it."""
+        with self.write() as session:
+            rows = list(
+                session.scalars(
+                    select(TicketRow).where(TicketRow.status == "received").order_by(TicketRow.created_at).limit(limit)
+                )
+            )
+            for row in rows:
+                row.attempts += 1
+                if row.attempts > max_attempts:
+                    row.status, row.needs_human = "failed", True
+                    row.error = f"triage did not finish after {max_attempts} attempts"
+        return [to_record(r) for r in rows if r.status == "received"]
+
+    def get(self, ticket_id: str) -> TicketRecord:
+        with self.read() as session:
+            row = session.get(TicketRow, ticket_id)
+        if row is None:
+            raise TicketNotFound(ticket_id)
+        return to_record(row)
+
+    def list(self, filters: dict[str, Any], limit: int, offset: int) -> tuple[list[TicketRecord], int]:
+        query = select(TicketRow)
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(getattr(TicketRow, name) == value)
+        with self.read() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(TicketRow.created_at.desc(), TicketRow.id.desc()).limit(limit).offset(offset)
+            )
+            return [to_record(r) for r in rows], total
+
+    def open_tickets(self, limit: int) -> builtins.list[TicketRecord]:
+        """The most recent tickets not resolved or closed."""
+        query = select(TicketRow).where(TicketRow.status.not_in(("resolved", "closed")))
+        with self.read() as session:
+            rows = session.scalars(query.order_by(TicketRow.created_at.desc()).limit(limit))
+            return [to_record(r) for r in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.read() as session:
+            return dict(session.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
+
+    # --- audit ---------------------------------------------------------------------------------------------------
+
+    def audit_row(self, entry: AuditEntry) -> AuditRow:
+        return AuditRow(**entry.model_dump(), created_at=self.clock())
+
+    def audit(self, entries: builtins.list[AuditEntry]) -> None:
+        if entries:
+            with self.write() as session:
+                session.add_all(self.audit_row(e) for e in entries)
+
+    def audit_log(
+        self, ticket_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if ticket_id is not None:
+            query = query.where(AuditRow.ticket_id == ticket_id)
+        if kind is not None:
+            query = query.where(AuditRow.kind == kind)
+        with self.read() as session:
+            rows = list(session.scalars(query))
+        return [
+            {
+                **AuditEntry.model_validate(r, from_attributes=True).model_dump(),
+                "id": r.id,
+                "created_at": as_utc(r.created_at),
+            }
+            for r in rows
+        ]

@@ -1,0 +1,207 @@
+"""API keys with scopes (stored as salted SHA-256 hashes), per-key rate limits, and the gate every route passes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from agents.store.tables import ApiKeyRow
+from agents.store.tickets import Store, as_utc
+from agents.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+Scope = Literal["triage", "read", "admin"]
+SCOPES: tuple[Scope, ...] = ("triage", "read", "admin")
+PREFIX = "tri"
+MAX_BUCKETS = 10_000
+
+
+class ApiKeyInfo(BaseModel):
+    """What may be shown about a key: never its secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class NewApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def hash_secret(salt: str, secret: str) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode("utf-8")).hexdigest()
+
+
+class KeyRing:
+    """Creates, checks and revokes keys. A key reads `tri_<id>_<secret>`; the id finds the row, the hash checks it."""
+
+    def __init__(self, store: Store, cache_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, scopes: list[Scope]) -> tuple[ApiKeyInfo, str]:
+        """Returns the key's info and its plaintext, which is shown once and never stored."""
+        key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(24), secrets.token_hex(16)
+        row = ApiKeyRow(
+            id=key_id,
+            name=name,
+            scopes=sorted(set(scopes)),
+            salt=salt,
+            secret_hash=hash_secret(salt, secret),
+            created_at=self.store.clock(),
+        )
+        with self.store.write() as session:
+            session.add(row)
+        return _info(row), f"{PREFIX}_{key_id}_{secret}"
+
+    def verify(self, token: str) -> Principal | None:
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached and cached[1] > now:
+            return cached[0]
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
+            return None
+        with self.store.read() as session:
+            row = session.get(ApiKeyRow, parts[1][:16])
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, hash_secret(row.salt, parts[2])):
+            return None
+        principal = Principal(row.id, row.name, frozenset(row.scopes))
+        with self._lock:
+            self._cache[digest] = (principal, now + self.cache_seconds)
+        return principal
+
+    def list(self) -> list[ApiKeyInfo]:
+        with self.store.read() as session:
+            return [_info(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+    def revoke(self, key_id: str) -> ApiKeyInfo | None:
+        with self.store.write() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = self.store.clock()
+        with self._lock:
+            self._cache.clear()
+        return _info(row) if row is not None else None
+
+    def count_active(self) -> int:
+        with self.store.read() as session:
+            return session.scalar(select(func.count()).where(ApiKeyRow.revoked_at.is_(None))) or 0
+
+    def ensure_admin(self) -> str | None:
+        """On first start (no active key at all) create an admin key and return its plaintext, once."""
+        if self.count_active():
+            return None
+        return self.create("admin (first start)", ["admin"])[1]
+
+
+def _info(row: ApiKeyRow) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        name=row.name,
+        scopes=row.scopes,  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+class RateLimiter:
+    """A token bucket per caller: `rate` requests a second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, caller: str) -> float:
+        """0 when the request may go ahead, otherwise the seconds until it could."""
+        now = self.clock()
+        with self._lock:
+            if len(self._buckets) > MAX_BUCKETS:  # forget callers whose bucket has refilled: they lose nothing
+                full = now - self.burst / self.rate
+                self._buckets = {k: v for k, v in self._buckets.items() if v[1] > full}
+            tokens, last = self._buckets.get(caller, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[caller] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[caller] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+DEV = Principal("dev", "dev mode (no keys)", frozenset(SCOPES))
+
+
+class Gate:
+    """Who is calling (401), may they (403), not too often (429)."""
+
+    def __init__(self, keys: KeyRing, limiter: RateLimiter, dev_mode: bool = False) -> None:
+        self.keys, self.limiter, self.dev_mode = keys, limiter, dev_mode
+
+    def check(self, headers: Mapping[str, str], scope: Scope, client: str) -> Principal:
+        principal = DEV if self.dev_mode else self._identify(headers)
+        if not principal.allows(scope):
+            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        wait = self.limiter.take(principal.key_id if not self.dev_mode else f"dev:{client}")
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests: retry in {wait:.2f} s",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        return principal
+
+    def _identify(self, headers: Mapping[str, str]) -> Principal:
+        token = headers.get("x-api-key", "").strip()
+        auth = headers.get("authorization", "")
+        if not token and auth[:7].lower() == "bearer ":
+            token = auth[7:].strip()
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if not token:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "send an API key: `Authorization: Bearer <key>` or `X-API-Key`",
+                headers=challenge,
+            )
+        principal = self.keys.verify(token)
+        if principal is None:
+            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", headers=challenge)
+        return principal

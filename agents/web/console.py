@@ -1,0 +1,81 @@
+"""The web console: one server-rendered page, two live fragments (queue, needs-human) and a small script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from agents.store.records import FIELDS
+from agents.store.review import allowed_labels
+
+HERE = Path(__file__).resolve().parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def console_router(need: Callable[[Any], Any], *, dev_mode: bool, ask: bool = False) -> APIRouter:
+    """Routes of the console; `need(scope)` is the API's auth dependency, so fragments obey the same keys."""
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
+    router = APIRouter(include_in_schema=False)
+
+    def render(request: Request, name: str, **context: Any) -> HTMLResponse:
+        response = templates.TemplateResponse(request, name, context)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @router.get("/", response_class=HTMLResponse)
+    async def page(request: Request) -> HTMLResponse:
+        return render(request, "console.html", dev_mode=dev_mode, ask=ask)
+
+    @router.get("/console.js")
+    async def script() -> FileResponse:
+        return FileResponse(
+            HERE / "static" / "console.js",
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @router.get("/console/queue", response_class=HTMLResponse, dependencies=[need("read")])
+    async def queue(request: Request, limit: int = 25) -> HTMLResponse:
+        store = request.app.state.core.store
+        items, total = await asyncio.to_thread(store.list, {}, max(1, min(limit, 100)), 0)
+        return render(request, "_queue.html", items=items, total=total)
+
+    @router.get("/console/digest", response_class=HTMLResponse, dependencies=[need("read")])
+    async def digest(request: Request) -> Response:
+        """The newest saved digest (shown in a sandboxed frame); 204 until the digest job has written one."""
+        from agents.digest.job import latest_digest_html
+
+        html = await asyncio.to_thread(latest_digest_html, request.app.state.core.settings.data_dir)
+        if html is None:
+            return Response(status_code=204)
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+    @router.get("/console/review", response_class=HTMLResponse, dependencies=[need("read")])
+    async def review(request: Request, limit: int = 20) -> HTMLResponse:
+        c = request.app.state.core
+        filters = {"needs_human": True, "reviewed": False}
+        items, total = await asyncio.to_thread(c.store.list, filters, max(1, min(limit, 100)), 0)
+        return render(
+            request,
+            "_review.html",
+            items=[i for i in items if i.result],
+            total=total,
+            fields=FIELDS,
+            labels=allowed_labels(c.service.kb),
+        )
+
+    return router
