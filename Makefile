@@ -1,23 +1,35 @@
 # Everyday commands. `make run` and `make test` work on a fresh machine with Python 3.11 and pip.
-.PHONY: setup run test lint typecheck check llm gate clean
+.PHONY: setup run test test-fast lint imports typecheck check llm gate clean
 
 setup:
 	@scripts/setup.sh
 
+# `make run PORT=9000 HOST=0.0.0.0` to serve elsewhere (default http://127.0.0.1:8000)
+PORT ?= 8000
+HOST ?= 127.0.0.1
 run: setup
-	.venv/bin/triage serve
+	.venv/bin/triage serve --host $(HOST) --port $(PORT)
 
+# the whole suite (about 2.5 minutes on 2 cores); CI runs this
 test: setup
 	.venv/bin/python -m pytest -q
+
+# the inner loop: everything but the tests marked slow (real MiniLM export and distillation), under 2 minutes
+test-fast: setup
+	.venv/bin/python -m pytest -q -m "not slow and not llm"
 
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
+# no import cycles (imports inside functions included), imports only downhill, module sizes
+imports: setup
+	.venv/bin/python scripts/check_imports.py
+
 typecheck: setup
 	.venv/bin/mypy
 
-check: lint typecheck test
+check: lint imports typecheck test
 
 llm: setup
 	scripts/local_llm.sh install
@@ -25,16 +37,18 @@ llm: setup
 
 # The regression gate on the demo set, once per vector space with a baseline of its own: the default embedder
 # (minilm-int8) and minilm-onnx, whose vectors are torch's. Quality only; latency is reported, never gated.
-# gate_for: $(1) the embedder, $(2) its baseline file in evals/baselines/
+# gate_for: $(1) the embedder, $(2) its baseline file in evals/baselines/, $(3) a folder for the run's reports
 define gate_for
 	.venv/bin/triage eval run evals/datasets/demo_tickets.v1.yaml --backends classical,service --quiet \
-		--out /tmp/gate-demo-$(1) --embedder $(1)
-	.venv/bin/triage eval gate --baseline evals/baselines/$(2) --current /tmp/gate-demo-$(1)/summary.json --tolerance 0.02
+		--out $(3)/$(1) --embedder $(1) && \
+	.venv/bin/triage eval gate --baseline evals/baselines/$(2) --current $(3)/$(1)/summary.json --tolerance 0.02
 endef
 
+# each run writes to a fresh temporary folder of its own (printed), never to fixed /tmp paths
 gate: setup
-	$(call gate_for,minilm-int8,demo.v1.minilm-int8.json)
-	$(call gate_for,minilm-onnx,demo.v1.json)
+	@out=$$(mktemp -d -t triage-gate.XXXXXX) && echo "gate: reports in $$out" && \
+	$(call gate_for,minilm-int8,demo.v1.minilm-int8.json,$$out) && \
+	$(call gate_for,minilm-onnx,demo.v1.json,$$out)
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,8 @@ from retrieval.embedders import MINILM_NAME, MiniLMEmbedder
 from retrieval.factory import embedder_named, make_embedder
 from retrieval.onnx_embedder import OnnxMiniLMEmbedder
 
+pytestmark = pytest.mark.slow  # loads the real MiniLM weights and exports or distils them: `make test` only
+
 TEXTS = [
     "How do I reset my password?",
     "VPN error 809 when connecting from the hotel",

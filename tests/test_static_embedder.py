@@ -12,6 +12,8 @@ from retrieval.embedders import MINILM_NAME
 from retrieval.factory import embedder_named, make_embedder
 from retrieval.static_embedder import StaticMiniLMEmbedder, distill_table, static_name
 
+pytestmark = pytest.mark.slow  # loads the real MiniLM weights and exports or distils them: `make test` only
+
 TEXTS = [
     "How do I reset my password?",
     "I forgot my password and cannot log in",
