@@ -22,6 +22,7 @@ from agents.store.records import FeedbackIn, FeedbackRecord, Status, TicketBatch
 from agents.store.review import Review
 from agents.store.tickets import IdempotencyConflict, InvalidChange, Store, TicketBusy, TicketNotFound
 from agents.types import Ticket, TriageResult
+from agents.web.access_log import redact_access_log
 from agents.web.ask import add_ask_routes
 from agents.web.auth import Gate, KeyRing, NewApiKey, Principal, RateLimiter, Scope
 from agents.web.console import console_router
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     `engine` (triage service, answerer and their circuit breaker) may be passed in ready-made."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -199,11 +201,15 @@ def add_api_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
+        """Ready or not for anyone (load balancers send no key); the details only for a key with the read scope."""
         c = core(request)
         try:
             counts = await asyncio.to_thread(c.store.count_by_status)
         except Exception as exc:  # the database went away
             return JSONResponse({"code": "not_ready", "message": f"ticket store: {type(exc).__name__}"}, 503)
+        who = await asyncio.to_thread(c.gate.peek, request.headers)
+        if who is None or not who.allows("read"):
+            return JSONResponse({"status": "ready"})
         searcher = getattr(c.service, "searcher", None)
         return JSONResponse(
             {

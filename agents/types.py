@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TITLE_CHARS = 500
 MAX_BODY_CHARS = 20_000
+MAX_METADATA_BYTES = 16_384  # a ticket's metadata as compact UTF-8 JSON
+MAX_METADATA_DEPTH = 8  # nested objects and arrays, counting `metadata` itself
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,21 @@ class Deadline:
 
     def seconds_left(self) -> float:
         return self.at - time.monotonic()
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply objects and arrays nest in `value` (a scalar is 0), counted no further than `limit` + 1."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list | tuple) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > limit:
+            break
+        todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def ticket_text(title: str | None, body: str | None) -> str:
@@ -55,6 +73,18 @@ class Ticket(_Model):
     @classmethod
     def _no_nul(cls, value: str) -> str:
         return value.replace("\x00", "")
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if json_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (MAX_METADATA_DEPTH)")
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(
+                f"metadata is {size} bytes as JSON, over the {MAX_METADATA_BYTES}-byte limit (MAX_METADATA_BYTES)"
+            )
+        return value
 
     @property
     def text(self) -> str:

@@ -141,7 +141,7 @@ def main() -> int:
         proc, key = start_server(Path(args.data_dir), args.port, args.embedder, log)
         url = f"http://127.0.0.1:{args.port}"
     try:
-        ready = httpx.get(f"{url}/readyz").json()
+        ready = httpx.get(f"{url}/readyz", headers={"X-API-Key": key}).json()
         asyncio.run(run_level(url, key, tickets, 4, args.warmup, 60))
         results = []
         for level in args.concurrency:

@@ -52,9 +52,10 @@ def api(trained_service, served_answerer, tmp_path: Path) -> Iterator[Api]:
     yield from make_api(trained_service, served_answerer, tmp_path)
 
 
-def test_health_and_readiness_need_no_key(api: Api) -> None:
+def test_health_and_readiness_need_no_key_and_details_need_a_read_key(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
-    ready = api.client.get("/readyz").json()
+    assert api.client.get("/readyz").json() == {"status": "ready"}
+    ready = api.client.get("/readyz", headers=api.read).json()
     assert ready["status"] == "ready" and ready["index_chunks"] > 0 and ready["embedder"].startswith("hashing")
     assert api.client.get("/openapi.json").json()["paths"]["/v1/tickets"]["post"]
 

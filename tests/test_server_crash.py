@@ -61,7 +61,7 @@ def test_sigkill_mid_batch_loses_no_ticket_and_triages_each_once(data_dir: Path,
     restarted = ServerProcess(data_dir, tmp_path / "server2.log").start()
     try:
         assert restarted.printed_keys() == []  # a key is printed on the first start only
-        ready = httpx.get(f"{restarted.url}/readyz").json()
+        ready = httpx.get(f"{restarted.url}/readyz", headers={"X-API-Key": key}).json()
         assert ready["recovered_at_start"] >= 1 and ready["tickets"] == {"triaged": BATCH}
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             per_ticket = conn.execute(

@@ -56,6 +56,16 @@ class TicketPatch(_Model):
     resolution: str | None = Field(default=None, max_length=20_000)
 
 
+class OpenTicket(_Model):
+    """An open ticket as "who is handling ...?" answers need it: no body, metadata or result."""
+
+    id: str
+    status: Status
+    title: str
+    assignee: str | None = None
+    team: str | None = None
+
+
 class TicketPage(_Model):
     items: list[TicketRecord]
     total: int

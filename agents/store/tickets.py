@@ -24,7 +24,7 @@ from agents.store.db import (  # noqa: F401  (re-exported: the store's public na
     make_engine,
     utcnow,
 )
-from agents.store.records import AuditEntry, TicketRecord
+from agents.store.records import AuditEntry, OpenTicket, TicketRecord
 from agents.store.tables import AuditRow, TicketRow
 from agents.types import Ticket, TriageResult
 
@@ -245,12 +245,13 @@ class Store:
             )
             return [to_record(r) for r in rows], total
 
-    def open_tickets(self, limit: int) -> builtins.list[TicketRecord]:
-        """The most recent tickets not resolved or closed."""
-        query = select(TicketRow).where(TicketRow.status.not_in(("resolved", "closed")))
+    def open_tickets(self, limit: int) -> builtins.list[OpenTicket]:
+        """The most recent tickets not resolved or closed; only the columns the ask path reads."""
+        t = TicketRow
+        query = select(t.id, t.status, t.title, t.assignee, t.team).where(t.status.not_in(("resolved", "closed")))
         with self.read() as session:
-            rows = session.scalars(query.order_by(TicketRow.created_at.desc()).limit(limit))
-            return [to_record(r) for r in rows]
+            rows = session.execute(query.order_by(t.created_at.desc()).limit(limit)).all()
+        return [OpenTicket.model_validate(r, from_attributes=True) for r in rows]
 
     def count_by_status(self) -> dict[str, int]:
         with self.read() as session:

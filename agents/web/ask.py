@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.answers.answer import AskResult
+from agents.web.auth import rate_limited
 from agents.web.errors import ApiError
-from agents.web.slack import SlackRequestError, handle_slash_command
+from agents.web.slack import SlackRequestError, handle_slash_command, verify_signature
 
 OPEN_TICKETS = 500  # recent open tickets handed to "who is handling ...?" questions
 SLACK_FORM = {
@@ -53,15 +54,21 @@ def add_ask_routes(app: FastAPI, need: Callable[[Any], Any]) -> None:
         without it, the caller needs an API key with the read scope."""
         core = request.app.state.core
         secret = core.settings.slack_signing_secret
-        if not secret:
-            core.gate.check(request.headers, "read", request.client.host if request.client else "-")
-        elif wait := core.gate.limiter.take("slack"):
-            raise ApiError(429, "rate_limited", "too many Slack requests", headers={"Retry-After": str(int(wait) + 1)})
+        client = request.client.host if request.client else "-"
         body = await request.body()
-        try:
+        if not secret:
+            core.gate.check(request.headers, "read", client)
+        else:  # the signature first: only Slack's own requests may spend from the shared Slack bucket
+            try:
+                verify_signature(secret, request.headers, body)
+            except SlackRequestError as exc:
+                raise core.gate.refuse(client, ApiError(exc.status, "invalid_signature", exc.reason)) from None
+            if wait := core.gate.limiter.take("slack"):
+                raise rate_limited(wait, "too many Slack requests")
+        try:  # verified above, so no secret here
             return await asyncio.to_thread(
-                handle_slash_command, body, request.headers, lambda q: ask_with_tickets(core, q), signing_secret=secret
+                handle_slash_command, body, request.headers, lambda q: ask_with_tickets(core, q)
             )
         except SlackRequestError as exc:
-            code = {401: "invalid_signature", 413: "body_too_large"}.get(exc.status, "invalid_slash_command")
+            code = {413: "body_too_large"}.get(exc.status, "invalid_slash_command")
             raise ApiError(exc.status, code, exc.reason) from None

@@ -26,6 +26,8 @@ Scope = Literal["triage", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("triage", "read", "admin")
 PREFIX = "tri"
 MAX_BUCKETS = 10_000
+FAILED_AUTH_PER_SECOND = 0.2  # refused credentials per client address: one every 5 s on average ...
+FAILED_AUTH_BURST = 20  # ... after a first burst of 20; then 429 instead of 401
 
 
 class ApiKeyInfo(BaseModel):
@@ -168,40 +170,74 @@ class RateLimiter:
 DEV = Principal("dev", "dev mode (no keys)", frozenset(SCOPES))
 
 
-class Gate:
-    """Who is calling (401), may they (403), not too often (429)."""
+def rate_limited(wait: float, message: str = "too many requests") -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"{message}: retry in {wait:.2f} s",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
-    def __init__(self, keys: KeyRing, limiter: RateLimiter, dev_mode: bool = False) -> None:
+
+def presented_key(headers: Mapping[str, str]) -> str:
+    """The key from `X-API-Key` or `Authorization: Bearer`; "" when none is sent."""
+    token = headers.get("x-api-key", "").strip()
+    auth = headers.get("authorization", "")
+    if not token and auth[:7].lower() == "bearer ":
+        token = auth[7:].strip()
+    return token
+
+
+class Gate:
+    """Who is calling (401), may they (403), not too often (429).
+
+    Two kinds of buckets: a valid key spends from its own bucket (`limiter`, per key id), whatever address it
+    comes from; a refused credential spends from the bucket of the client address (`failures`), so a client
+    guessing keys or sending a stale one gets 429 while valid keys from the same address go on working."""
+
+    def __init__(
+        self, keys: KeyRing, limiter: RateLimiter, dev_mode: bool = False, failures: RateLimiter | None = None
+    ) -> None:
         self.keys, self.limiter, self.dev_mode = keys, limiter, dev_mode
+        self.failures = failures or RateLimiter(FAILED_AUTH_PER_SECOND, FAILED_AUTH_BURST)
 
     def check(self, headers: Mapping[str, str], scope: Scope, client: str) -> Principal:
-        principal = DEV if self.dev_mode else self._identify(headers)
+        principal = DEV if self.dev_mode else self._identify(headers, client)
         if not principal.allows(scope):
             raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
         wait = self.limiter.take(principal.key_id if not self.dev_mode else f"dev:{client}")
         if wait > 0:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many requests: retry in {wait:.2f} s",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+            raise rate_limited(wait)
         return principal
 
-    def _identify(self, headers: Mapping[str, str]) -> Principal:
-        token = headers.get("x-api-key", "").strip()
-        auth = headers.get("authorization", "")
-        if not token and auth[:7].lower() == "bearer ":
-            token = auth[7:].strip()
+    def peek(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller if it sent a valid key (everyone in dev mode), else None; never refuses, never counts."""
+        if self.dev_mode:
+            return DEV
+        token = presented_key(headers)
+        return self.keys.verify(token) if token else None
+
+    def refuse(self, client: str, error: ApiError) -> ApiError:
+        """A refused credential from `client`: `error` itself, or a 429 once the address has been refused too often."""
+        wait = self.failures.take(client)
+        return rate_limited(wait, "too many refused credentials from this address") if wait > 0 else error
+
+    def _identify(self, headers: Mapping[str, str], client: str) -> Principal:
+        token = presented_key(headers)
         challenge = {"WWW-Authenticate": "Bearer"}
         if not token:
-            raise ApiError(
-                401,
-                "unauthenticated",
-                "send an API key: `Authorization: Bearer <key>` or `X-API-Key`",
-                headers=challenge,
+            raise self.refuse(
+                client,
+                ApiError(
+                    401,
+                    "unauthenticated",
+                    "send an API key: `Authorization: Bearer <key>` or `X-API-Key`",
+                    headers=challenge,
+                ),
             )
         principal = self.keys.verify(token)
         if principal is None:
-            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", headers=challenge)
+            raise self.refuse(
+                client, ApiError(401, "invalid_api_key", "the API key is unknown or revoked", headers=challenge)
+            )
         return principal
