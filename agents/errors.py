@@ -59,3 +59,14 @@ class UnknownLabel(InvalidModelOutput):
     def __init__(self, field: str, label: str, allowed: list[str]) -> None:
         self.field, self.label, self.allowed = field, label, allowed
         super().__init__(f"{field}={label!r} is not one of {allowed}", raw=label)
+
+
+class StoreUnreadable(TriageError):
+    """The store's SQLite file exists but SQLite cannot read it (not a database, or damaged)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"the store {path} {problem}: move it aside (or restore a backup) and run again, "
+            "or point TRIAGE_DATA_DIR / TRIAGE_DATABASE_URL at another store"
+        )

@@ -1,4 +1,4 @@
-"""Handlers behind `triage eval run`, `triage eval gate` and `triage bench`: build collaborators, run, print."""
+"""Handlers behind `triage eval run|gate|report` and `triage bench` (parsed in agents/cli/harness.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from agents.errors import DataError
 from agents.settings import Settings
-from retrieval.factory import EMBEDDERS
 
 if TYPE_CHECKING:
     from evals.specs import DatasetSpec
@@ -134,38 +133,3 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.out:
         print(f"wrote {write_bench(result, Path(args.out))}")
     return 0
-
-
-def add_parsers(eval_sub: Any, top_sub: Any, settings_of: Callable[[argparse.Namespace], Any]) -> None:
-    """Register `eval run`, `eval gate` (under the existing `eval` group) and the top-level `bench`."""
-    p = eval_sub.add_parser("run", help="every backend on every data set spec, with a report and summary.json")
-    p.add_argument("specs", nargs="+", help="spec files, e.g. evals/datasets/demo_tickets.v1.yaml")
-    p.add_argument("--backends", default="classical,service", help="comma-separated: classical,service,cascade,llm")
-    p.add_argument("--limit", type=int, help="score at most N test rows (a seeded sample)")
-    p.add_argument("--folds", type=int, help="ensemble folds (default: the spec's, usually 5)")
-    p.add_argument(
-        "--members", help="classical ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)"
-    )
-    p.add_argument("--embedder", choices=EMBEDDERS)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: eval_run(a, settings_of(a)))
-    p = eval_sub.add_parser("gate", help="fail when any metric dropped beyond tolerance against a baseline")
-    p.add_argument("--baseline", required=True)
-    p.add_argument("--current", required=True)
-    p.add_argument("--tolerance", type=float, default=0.01)
-    p.add_argument("--all", dest="verbose_gate", action="store_true", help="print metrics that passed too")
-    p.set_defaults(func=eval_gate)
-    p = eval_sub.add_parser("report", help="write the report again from summary.json files (merged)")
-    p.add_argument("summaries", nargs="+")
-    p.add_argument("--note", action="append", help="a line for the top of the report (repeatable)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=eval_report)
-    p = top_sub.add_parser("bench", help="latency and throughput beside plain references measured in the same run")
-    p.add_argument("--data", help="labelled tickets JSONL (default: the demo tickets)")
-    p.add_argument("--kb", help="folder of Markdown to index and search (default: the demo SOPs)")
-    p.add_argument("-n", type=int, default=200, help="single-ticket and search repetitions")
-    p.add_argument("--folds", type=int, default=5, help="ensemble folds when training the service")
-    p.add_argument("--embedder", choices=EMBEDDERS)
-    p.add_argument("--out", help="write the results as JSON to this file")
-    p.set_defaults(func=lambda a: bench(a, settings_of(a)))

@@ -5,19 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.cli.common import SettingsFn, add_data_dir, add_embedder, command
 from agents.cli.output import write_json
-from retrieval.factory import EMBEDDERS
-
-SettingsFn = Callable[[argparse.Namespace], Any]
-
-
-def _write(out: Path, name: str, data: dict[str, Any]) -> Path:
-
-    return write_json(out, name, data)
 
 
 def cmd_ask(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
@@ -59,7 +51,7 @@ def cmd_eval_answers(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     questions = metrics.pop("questions")
     metrics.update({"data": str(args.data), "embedder": settings.embedder, "load_seconds": round(load_s, 2)})
     out = Path(args.out)
-    path = _write(out, "metrics.json", metrics)
+    path = write_json(out, "metrics.json", metrics)
     with open(out / "questions.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(q, default=str) + "\n" for q in questions)
     cv = metrics["cross_validation"]["held_out_mean"]
@@ -85,7 +77,7 @@ def cmd_eval_owners(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         print(f"skipped: {root if not root.is_dir() else args.pairs} is not on this machine")
         return 0
     metrics = evaluate_owners(root, Path(args.pairs), embedder_name=args.embedder or "hashing")
-    path = _write(Path(args.out), "metrics.json", metrics)
+    path = write_json(Path(args.out), "metrics.json", metrics)
     if not metrics["n"]:
         print(f"skipped: no pair in {args.pairs} has a runbook under openshift_runbooks/alerts/<component>/")
         return 0
@@ -96,27 +88,43 @@ def cmd_eval_owners(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
 
 
 def add_parsers(sub: Any, ev: Any, settings_fn: SettingsFn) -> None:
-    p = sub.add_parser("ask", help="answer a question from the SOPs and the catalogue (owner, steps, sources)")
-    p.add_argument("question")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    p = command(
+        sub,
+        "ask",
+        "answer a question from the SOPs and the catalogue (owner, steps, sources)",
+        'triage ask "how do I connect to the VPN from home?"',
+        'triage ask --json "who handles printer jams on floor 2?"',
+    )
+    p.add_argument("question", help="the question, in plain words")
+    p.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    add_data_dir(p)
+    add_embedder(p)
     p.set_defaults(func=lambda a: cmd_ask(a, settings_fn))
 
-    p = ev.add_parser("answers", help="recall@5, owner accuracy, citations and abstention of `ask` on questions")
+    p = command(
+        ev,
+        "answers",
+        "recall@5, owner accuracy, citations and abstention of `ask` on questions",
+        "triage eval answers --data evals/data/questions.v1.jsonl --out /tmp/answers",
+    )
     p.add_argument("--data", required=True, help="JSONL: id, question, kind, expected_docs, owner_team, variant")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for metrics.json and questions.jsonl")
     p.add_argument("--threshold", type=float, help="abstain below this confidence (default: the setting)")
     p.add_argument("--folds", type=int, default=2, help="folds for the held-out threshold estimate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds (default: %(default)s)")
     p.add_argument("--in-memory", action="store_true", help="do not save a freshly built index to the data dir")
-    p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    add_data_dir(p)
+    add_embedder(p)
     p.set_defaults(func=lambda a: cmd_eval_answers(a, settings_fn))
 
-    p = ev.add_parser("owners", help="OWNERS approvers named for alerts whose runbook has an OWNERS file")
+    p = command(
+        ev,
+        "owners",
+        "OWNERS approvers named for alerts whose runbook has an OWNERS file",
+        "triage eval owners --runbooks runbooks/ --pairs runbooks/alert_runbook_pairs.jsonl --out /tmp/owners",
+    )
     p.add_argument("--runbooks", required=True, help="folder holding openshift_runbooks/")
     p.add_argument("--pairs", required=True, help="alert_runbook_pairs.jsonl")
-    p.add_argument("--out", required=True)
-    p.add_argument("--embedder", choices=EMBEDDERS, help="for the search over runbooks (default hashing)")
+    p.add_argument("--out", required=True, help="folder for metrics.json")
+    add_embedder(p, "embedder for the search over runbooks (default hashing)")
     p.set_defaults(func=lambda a: cmd_eval_owners(a, settings_fn))

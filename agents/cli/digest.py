@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agents.cli.common import SettingsFn, add_data_dir, add_embedder, command, group
 from agents.digest.scheduler import zone
-from retrieval.factory import EMBEDDERS
-
-SettingsFn = Callable[[argparse.Namespace], Any]
 
 
 def parse_at(value: str | None, timezone: str, now: datetime) -> datetime | None:
@@ -57,7 +54,7 @@ def cmd_digest(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         file=sys.stderr,
     )
     if outcome.error:
-        print(f"error: the digest is saved, but posting failed: {outcome.error}", file=sys.stderr)
+        print(f"triage: the digest is saved, but posting failed: {outcome.error}", file=sys.stderr)
         return 1
     if outcome.posted:
         print(f"posted after {outcome.attempts} attempt(s)", file=sys.stderr)
@@ -104,29 +101,52 @@ def cmd_demo_seed(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
 
 
 def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
-    p = sub.add_parser("digest", help="the daily stand-up digest per team (Markdown, JSON or HTML)")
+    p = command(
+        sub,
+        "digest",
+        "the daily stand-up digest per team (Markdown, JSON or HTML)",
+        "triage digest",
+        "triage digest --team network --format html --out /tmp/network.html",
+        "triage digest --at 2026-07-14T08:30 --timezone Europe/London --post https://hooks.slack.com/services/...",
+    )
     p.add_argument("--at", help="end of the 24-hour window, ISO 8601 (default: now)")
     p.add_argument("--team", help="one team id (default: every team)")
-    p.add_argument("--format", choices=["md", "json", "html"], default="md")
+    p.add_argument(
+        "--format", choices=["md", "json", "html"], default="md", help="output format (default: %(default)s)"
+    )
     p.add_argument("--out", help="also write the digest to this file")
     p.add_argument("--post", metavar="URL", help="post to a Slack-compatible incoming webhook (after saving)")
     p.add_argument("--timezone", help="show times in this IANA zone (default: TRIAGE_DIGEST_TIMEZONE)")
-    p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    add_data_dir(p)
+    add_embedder(p)
     p.set_defaults(func=lambda a: cmd_digest(a, settings_fn))
 
-    p = sub.add_parser("scheduler", help="run the daily digests on their schedule (blocks)")
-    p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    p = command(
+        sub,
+        "scheduler",
+        "run the daily digests on their schedule (blocks until stopped)",
+        "triage scheduler",
+        "TRIAGE_DIGEST_TIME=07:45 TRIAGE_DIGEST_TIMEZONE=Europe/Berlin triage scheduler",
+        more="When: TRIAGE_DIGEST_TIME, TRIAGE_DIGEST_TIMEZONE, TRIAGE_DIGEST_WEEKDAYS_ONLY and\n"
+        "TRIAGE_DIGEST_TEAM_SCHEDULES; where: TRIAGE_DIGEST_WEBHOOK_URL (else files only).",
+    )
+    add_data_dir(p)
+    add_embedder(p)
     p.set_defaults(func=lambda a: cmd_scheduler(a, settings_fn))
 
-    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
-    p = demo.add_parser("seed", help="fill the store with a generated ticket history ending now")
-    p.add_argument("--days", type=int, default=14)
+    demo = group(sub, "demo", "demo data", "triage demo seed --days 14 --replace")
+    p = command(
+        demo,
+        "seed",
+        "fill the store with a generated ticket history ending now",
+        "triage demo seed",
+        "triage demo seed --days 30 --per-day 60 --replace --no-triage",
+    )
+    p.add_argument("--days", type=int, default=14, help="days of history (default: %(default)s)")
     p.add_argument("--per-day", type=float, default=40.0, help="mean tickets on a weekday (weekends are quieter)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed, the same history")
     p.add_argument("--no-triage", action="store_true", help="store the demo labels instead of running the service")
     p.add_argument("--replace", action="store_true", help="delete earlier demo tickets first")
-    p.add_argument("--data-dir")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    add_data_dir(p)
+    add_embedder(p)
     p.set_defaults(func=lambda a: cmd_demo_seed(a, settings_fn))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.cli.common import SettingsFn, add_embedder, command
 from agents.settings import Settings
-from retrieval.factory import EMBEDDERS
-
-SettingsFn = Callable[[argparse.Namespace], Any]
 
 
 def cmd_train_labels(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,9 +59,15 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_parsers(sub: Any, settings_of: SettingsFn) -> None:
-    p = sub.add_parser("predict", help="label texts with a model from `triage train --label-col`")
+    p = command(
+        sub,
+        "predict",
+        "label texts with a model from `triage train --label-col`",
+        'triage predict --model data/queue-model "VPN drops every ten minutes"',
+        "cut -f2 tickets.tsv | triage predict --model data/queue-model --json -",
+    )
     p.add_argument("text", nargs="+", help="one or more texts, or - to read one per line from standard input")
     p.add_argument("--model", required=True, help="the folder `triage train --out` wrote")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--embedder", choices=EMBEDDERS)
+    add_embedder(p, "sentence embedder: the one the model was trained with (default: TRIAGE_EMBEDDER)")
     p.set_defaults(func=lambda args: cmd_predict(args, settings_of(args)))

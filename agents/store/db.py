@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
-from agents.errors import TriageError
+from agents.errors import StoreUnreadable, TriageError
 
 
 class IdempotencyConflict(TriageError):
@@ -58,6 +59,12 @@ def database_url(data_dir: Path, url: str | None = None) -> str:
     return f"sqlite:///{(data_dir / 'triage.db').resolve()}"
 
 
+def unreadable(url: str, exc: sqlite3.DatabaseError) -> StoreUnreadable:
+    """The file SQLite cannot read, named, with SQLite's reason."""
+    what = "is not a SQLite database" if "not a database" in str(exc) else "is damaged"
+    return StoreUnreadable(make_url(url).database or url, f"{what} (SQLite: {exc})")
+
+
 def make_engine(url: str) -> Engine:
     """SQLite gets WAL, full sync, foreign keys and `BEGIN IMMEDIATE` for writes (no upgrade deadlocks)."""
     if not url.startswith("sqlite"):
@@ -73,9 +80,15 @@ def make_engine(url: str) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+        try:
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+                cursor.execute(f"PRAGMA {pragma}")
+        except sqlite3.OperationalError:  # busy, locked, cannot open: SQLite's own words are right
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise unreadable(url, exc) from None
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
