@@ -23,7 +23,7 @@ from agents.jsonl import read_jsonl
 from agents.settings import DEMO_TICKETS, Settings
 from agents.store.tickets import Store
 from kb.loader import load_kb
-from retrieval.factory import make_embedder
+from retrieval.factory import EMBEDDERS, make_embedder
 
 
 def weekday_rate(mean_per_day: float) -> float:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--per-day", type=float, default=200.0, help="mean tickets per day over the whole week")
-    parser.add_argument("--embedder", default="minilm", help="embedder of the themes")
+    parser.add_argument("--embedder", choices=EMBEDDERS, help="embedder of the themes (default: TRIAGE_EMBEDDER)")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"], help="MiniLM's")
     parser.add_argument("--triage", action="store_true", help="store real triage results (hashing-embedder service)")
     parser.add_argument("--repeat", type=int, default=5)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = history.seed(store, end)
     seed_s = time.perf_counter() - started
     at = end.replace(hour=args.at_hour) - timedelta(days=1)  # Thursday afternoon: a full weekday in the window
-    embedder = make_embedder(args.embedder, args.precision)
+    embedder = make_embedder(args.embedder or Settings().embedder, args.precision)
     started = time.perf_counter()
     embedder.embed(["warm up"])
     load_s = time.perf_counter() - started
