@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -10,9 +11,11 @@ from typing import Any, Generic, TypeVar
 
 from agents.classify import Classification, Classifier, TicketContext
 from agents.errors import BackendUnavailable, InvalidModelOutput
+from agents.llm.calls import error_text, recording
 from agents.llm.chat import NoTimeLeft
 from agents.types import FieldDecision, LlmCall, Ticket
 
+log = logging.getLogger(__name__)
 FALLBACK_ON: tuple[type[Exception], ...] = (BackendUnavailable, InvalidModelOutput)  # UnknownLabel included
 FIELDS = ("category", "priority")
 T = TypeVar("T")
@@ -106,7 +109,13 @@ class Attempt(Generic[T]):
 
 
 class LlmGuard:
-    """Runs an LLM-backed function unless the breaker is open; the named errors become a reason, not a crash."""
+    """Runs an LLM task unless the breaker is open; no failure of the task escapes as an exception.
+
+    The errors in `fallback_on` are the expected ones (the endpoint, its answer); any other Exception (a bug in a
+    client, a reply nobody foresaw) is logged with its traceback and falls back all the same, its type in the
+    reason: one ticket must never fail over the LLM. KeyboardInterrupt and SystemExit still propagate. The task's
+    calls, failed ones with their input and raw output, come back in the Attempt for the audit trail.
+    """
 
     def __init__(
         self, backend: str, breaker: CircuitBreaker | None = None, fallback_on: Iterable[type[Exception]] = FALLBACK_ON
@@ -119,23 +128,31 @@ class LlmGuard:
         if self.breaker is not None and not self.breaker.allow():
             return Attempt(None, f"{self.backend} not called: {self.breaker.describe()}")
         started = time.perf_counter()
-        try:
-            value = fn()
-        except self.fallback_on as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            if self.breaker is not None and not isinstance(exc, NoTimeLeft):
-                self.breaker.record_failure(error)
-            call = LlmCall(
-                task=task,
-                backend=self.backend,
-                ok=False,
-                latency_ms=round((time.perf_counter() - started) * 1000, 1),
-                error=error,
-            )
-            return Attempt(None, f"{self.backend} failed for {task} ({error})", [call])
+        with recording() as calls:
+            try:
+                value = fn()
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a fallback with its reason
+                return self._failed(task, exc, list(calls), started)
         if self.breaker is not None:
             self.breaker.record_success()
         return Attempt(value)
+
+    def _failed(self, task: str, exc: Exception, calls: list[LlmCall], started: float) -> Attempt[Any]:
+        error = error_text(exc)
+        if not isinstance(exc, self.fallback_on):
+            error = f"unexpected {error}"[:300]
+            log.error("%s failed for %s with an unexpected error; falling back", self.backend, task, exc_info=exc)
+        if self.breaker is not None and not isinstance(exc, NoTimeLeft):
+            self.breaker.record_failure(error)
+        if calls and calls[-1].ok:  # its answer came back but failed a check after the call (e.g. its citations)
+            calls[-1] = calls[-1].model_copy(update={"ok": False, "error": error})
+        if not calls:  # it failed before any request: one failed call tells the audit trail why
+            raw = str(getattr(exc, "raw", "") or "")
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            calls = [
+                LlmCall(task=task, backend=self.backend, ok=False, latency_ms=latency, error=error, output=raw or None)
+            ]
+        return Attempt(None, f"{self.backend} failed for {task} ({error})", calls)
 
 
 def as_fallback(decision: FieldDecision, reason: str) -> FieldDecision:

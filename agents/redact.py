@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 LLM_TEXT_CHARS = 1500  # the most of one ticket's text that is sent to an LLM
-PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|IP|CARD|SECRET)_(\d+)\]")
+PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|IP|CARD|IBAN|SECRET)_(\d+)\]")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -32,12 +32,61 @@ def _phone(value: str) -> bool:
 
 
 def _secret_value(value: str) -> bool:
-    """A value after 'password:' that looks like one: 4+ characters with a digit, a symbol or mixed case."""
+    """A value after 'password is' that looks like one: 4+ characters with a digit, a symbol or mixed case."""
     return len(value) >= 4 and (
         any(c.isdigit() for c in value)
         or any(not c.isalnum() for c in value)
         or (any(c.isupper() for c in value) and any(c.islower() for c in value))
     )
+
+
+def _bare_secret_value(value: str) -> bool:
+    """A value right after 'password ' that looks like one: as above, but a capital first letter alone is a word
+    ("Password Reset"), not mixed case."""
+    return _secret_value(value) and (
+        any(c.isdigit() or not c.isalnum() for c in value) or any(c.isupper() for c in value[1:])
+    )
+
+
+# IBAN length by country (the SWIFT IBAN registry); an IBAN is redacted only with its country's length and mod 97 = 1
+IBAN_LENGTHS: dict[int, str] = {
+    15: "NO",
+    16: "BE",
+    18: "DK FI FK FO GL NL SD",
+    19: "MK SI",
+    20: "AT BA EE KZ LT LU MN XK",
+    21: "CH HR LI LV",
+    22: "BG BH CR DE GB GE IE ME RS VA",
+    23: "AE GI IL IQ OM SO TL",
+    24: "AD CZ ES MD PK RO SA SE SK TN VG",
+    25: "LY PT ST",
+    26: "IS TR",
+    27: "BI DJ FR GR IT MC MR SM",
+    28: "AL AZ BY CY DO GT HN HU LB NI PL SV",
+    29: "BR EG PS QA UA",
+    30: "JO KW MU YE",
+    31: "MT SC",
+    32: "LC",
+    33: "RU",
+}
+
+
+def iban_ok(value: str) -> bool:
+    """ISO 13616: the country's length, and the number (first four characters moved to the end, letters as 10..35)
+    is 1 modulo 97."""
+    iban = re.sub(r"\s", "", value).upper()
+    if not iban.isalnum() or iban[:2] not in IBAN_LENGTHS.get(len(iban), "").split():
+        return False
+    return int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1
+
+
+def _iban_pattern() -> re.Pattern[str]:
+    """Country code, check digits, then exactly the country's number of characters (single spaces allowed)."""
+    by_length = "|".join(
+        rf"(?:{'|'.join(codes.split())})\d\d(?:\s?[A-Za-z0-9]){{{length - 4}}}"
+        for length, codes in IBAN_LENGTHS.items()
+    )
+    return re.compile(rf"(?i)(?<![A-Za-z0-9])(?:{by_length})(?![A-Za-z0-9])")
 
 
 def _token(value: str) -> bool:
@@ -53,16 +102,21 @@ class Rule:
 
 
 OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# "password" in English, German, Spanish, French, Portuguese and Dutch
+PASSWORD_WORDS = (
+    r"password|passwd|pwd|pw|passcode|passwort|kennwort|contrase(?:ñ|n)a|clave|mot\s+de\s+passe|mdp"
+    r"|senha|palavra[\s-]passe|wachtwoord"
+)
+SECRET_WORDS = rf"{PASSWORD_WORDS}|pin|token|api[ _-]?key|secret|client[ _-]?secret"
+IS_WORDS = r"is|was|ist|lautet|es|est|é"  # "the password is ..." in the same languages
+SECRET_VALUE = r"[\"']?([^\s\"',;]*[^\s\"',;.)])"
 RULES: tuple[Rule, ...] = (
-    Rule(
-        "SECRET",
-        re.compile(
-            r"(?i)\b(?:password|passwd|pwd|passcode|pin|token|api[ _-]?key|secret|client[ _-]?secret)"
-            r"(?:\s+is|\s*[:=])\s*[\"']?([^\s\"',;]*[^\s\"',;.)])"
-        ),
-        _secret_value,
-        group=1,
-    ),
+    # "password: x", "pwd=x", "Passwort: x": after a colon or an equals sign, any value is the secret
+    Rule("SECRET", re.compile(rf"(?i)\b(?:{SECRET_WORDS})\s*[:=]\s*{SECRET_VALUE}"), group=1),
+    # "the password is Summer2024!", "la contraseña es Hola123": only a value that looks like a secret
+    Rule("SECRET", re.compile(rf"(?i)\b(?:{SECRET_WORDS})\s+(?:{IS_WORDS})\s+{SECRET_VALUE}"), _secret_value, group=1),
+    # "password hunter2", "wachtwoord Zomer2024": only a value that looks like a secret, not "password reset"
+    Rule("SECRET", re.compile(rf"(?i)\b(?:{PASSWORD_WORDS})\s+{SECRET_VALUE}"), _bare_secret_value, group=1),
     Rule(
         "SECRET",
         re.compile(
@@ -70,6 +124,7 @@ RULES: tuple[Rule, ...] = (
             r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
         ),
     ),
+    Rule("IBAN", _iban_pattern(), iban_ok),
     Rule("SECRET", re.compile(r"(?<![\w-])[A-Za-z0-9_+/=-]{32,}(?![\w-])"), _token),
     Rule("EMAIL", re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")),
     Rule("CARD", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
@@ -84,7 +139,8 @@ RULES: tuple[Rule, ...] = (
 
 
 class Redactor:
-    """Replaces e-mails, phones, IPs, card numbers and secrets with [KIND_n]; the same value keeps its placeholder.
+    """Replaces e-mails, phones, IPs, card numbers, IBANs and secrets with [KIND_n]; the same value keeps its
+    placeholder.
 
     `mapping` (placeholder -> original) is filled in place, so several texts of one ticket share numbering.
     """

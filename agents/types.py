@@ -131,7 +131,7 @@ class Owner(_Model):
 class LlmCall(_Model):
     """One use of the LLM for a ticket: which task, how long, what it cost, and whether its answer was used."""
 
-    task: str  # classify, summarise, reply
+    task: str  # classify, summarise, reply, answer
     backend: str
     ok: bool
     latency_ms: float = 0.0
@@ -139,6 +139,7 @@ class LlmCall(_Model):
     completion_tokens: int | None = None
     mode: str | None = None  # the structured-output mode the endpoint accepted
     error: str | None = None
+    prompt: str | None = None  # the versioned prompt that was rendered, e.g. classify.v1
     # for the audit trail, not for API responses: the (redacted) text that left, and what came back
     input: str | None = Field(default=None, exclude=True, repr=False)
     output: str | None = Field(default=None, exclude=True, repr=False)

@@ -17,14 +17,22 @@ SCENARIOS = (
     "hang",  # no answer for `hang_seconds`
     "trickle",  # a valid answer, one byte every 0.2 s
     "500",
-    "429",
+    "429",  # rate limited, without Retry-After
+    "429_wait_1_once",  # 429 with Retry-After: 1 to the first request that meets it, then as "ok"
+    "429_wait_1",  # 429 with Retry-After: 1, every time
+    "429_wait_60",  # 429 with Retry-After: 60
     "401",  # the API key is refused
     "invalid_json",  # the message content is cut-off JSON
+    "truncated",  # the valid answer cut half-way, finish_reason "length" (the model ran out of tokens)
+    "deep_nesting",  # valid JSON nested 5,000 levels deep
+    "raw_newlines",  # the valid answer with raw newlines inside its strings (lenient JSON) and between fields
     "garbage_body",  # HTTP 200 whose body is not JSON at all
+    "cut_body",  # HTTP 200 that announces the whole body, sends half of it and closes the connection
     "unknown_label",  # labels outside the taxonomy
     "huge",  # 100 KB of text instead of JSON
     "injection_echo",  # does what the ticket says: echoes it and adds a routing field
 )
+DEEP_NESTING = '{"category": ' + "[" * 5000 + "]" * 5000 + "}"
 INJECTION_ANSWER = {"category": "ceo-office", "priority": "P0", "confidence": 1.0, "route_to": "ceo"}
 
 
@@ -69,6 +77,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.refuse_modes: set[str] = set()  # e.g. {"json_schema"}, as llama.cpp does
         self.model_ids = ["fake-model"]
         self.hang_seconds = 5.0
+        self.rate_limited_once = False  # "429_wait_1_once" has answered its 429
         self.requests: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -139,13 +148,31 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
         if scenario == "401":
             return self._send(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
-        if scenario == "429":
-            return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+        if scenario == "429_wait_1_once":
+            with srv.lock:
+                first, srv.rate_limited_once = not srv.rate_limited_once, True
+            scenario = "429_wait_1" if first else "ok"
+        if scenario.startswith("429"):
+            wait = scenario.removeprefix("429_wait_")
+            headers = {"Retry-After": wait} if wait != scenario else {}
+            return self._send(429, {"error": {"message": "slow down"}}, headers)
         if scenario == "garbage_body":
             return self._send(200, b"<html>502 bad gateway</html>")
         schema = _schema_of(body)
+        finish_reason = "stop"
         if scenario == "invalid_json":
             content = '{"category": "network", "prio'
+        elif scenario == "truncated":
+            whole = json.dumps(answer_for(schema, srv.answers))
+            content, finish_reason = whole[: len(whole) // 2], "length"
+        elif scenario == "deep_nesting":
+            content = DEEP_NESTING
+        elif scenario == "raw_newlines":
+            answer = {
+                k: v.replace(" by ", "\nby ") if isinstance(v, str) else v
+                for k, v in answer_for(schema, srv.answers).items()
+            }
+            content = json.dumps(answer, indent=1).replace("\\n", "\n")  # "\\n" escapes become raw newlines
         elif scenario == "unknown_label":
             content = json.dumps({**answer_for(schema, srv.answers), "category": "ceo-office", "priority": "P0"})
         elif scenario == "huge":
@@ -168,12 +195,24 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "fake-model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": 100, "completion_tokens": 12, "total_tokens": 112},
         }
         if scenario == "trickle":
             return self._trickle(json.dumps(payload).encode())
+        if scenario == "cut_body":
+            return self._cut(json.dumps(payload).encode())
         return self._send(200, payload)
+
+    def _cut(self, data: bytes) -> None:
+        """Announce all of `data`, send half of it, and close the connection."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
 
     def _trickle(self, data: bytes) -> None:
         self.send_response(200)

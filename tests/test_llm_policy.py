@@ -83,10 +83,11 @@ def test_fallback_classifier_records_the_fallback_and_why(trained_service, failu
     assert result.llm_calls[-1].ok is False and result.llm_calls[-1].error
 
 
-def test_errors_that_are_not_named_are_not_swallowed(trained_service) -> None:
+def test_errors_that_are_not_named_fall_back_too_with_their_type(trained_service) -> None:
     llm = LlmClassifier(ScriptedChat([], name="llm:test"), trained_service.kb.taxonomy)  # raises RuntimeError
-    with pytest.raises(RuntimeError):
-        FallbackClassifier(llm, trained_service.classifier).classify(TICKET, context_for(trained_service, TICKET))
+    result = FallbackClassifier(llm, trained_service.classifier).classify(TICKET, context_for(trained_service, TICKET))
+    assert result.category.backend == "classical:ensemble (fallback)"
+    assert any("unexpected RuntimeError" in r for r in result.category.reasons)
 
 
 def test_cascade_keeps_confident_classical_answers_without_calling_the_llm(trained_service) -> None:

@@ -9,7 +9,8 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import InvalidModelOutput
-from agents.llm.chat import ChatModel, record_call
+from agents.llm.calls import ask
+from agents.llm.chat import ChatModel, ChatReply
 from agents.llm.classify import sop_attributes, wire_schema
 from agents.redact import prepare
 from agents.types import Deadline, LlmCall, Owner
@@ -72,6 +73,17 @@ class AnswerReply(_Model):
     answer: str = Field(min_length=1, max_length=4000)
 
 
+def read_answer(reply: ChatReply) -> str:
+    """The answer's text; InvalidModelOutput when it does not validate or asks for a secret."""
+    try:
+        answer = AnswerReply.model_validate(reply.parsed).answer.strip()
+    except ValidationError as exc:
+        raise InvalidModelOutput(f"answer: {exc.errors()[0]['msg']}", raw=reply.text) from None
+    if ASKS_FOR_SECRET.search(answer):
+        raise InvalidModelOutput("the answer asks for a secret", raw=answer)
+    return answer
+
+
 def owner_line(owner: Owner | None) -> str:
     if owner is None:
         return "(unknown)"
@@ -114,18 +126,15 @@ class LlmAnswerWriter:
             sops="\n".join(sops) or "(none)",
             question=data_block(redacted.text or "(empty)", "question"),
         )
-        reply = self.chat.complete(
+        answer, call = ask(
+            self.chat,
+            "answer",
+            self.prompt.id,
             messages,
             wire_schema(AnswerReply),
+            read_answer,
             schema_name="answer",
             max_tokens=self.max_words * 3,
             deadline=deadline,
         )
-        try:
-            answer = AnswerReply.model_validate(reply.parsed).answer.strip()
-        except ValidationError as exc:
-            raise InvalidModelOutput(f"answer: {exc.errors()[0]['msg']}", raw=reply.text) from None
-        if ASKS_FOR_SECRET.search(answer):
-            raise InvalidModelOutput("the answer asks for a secret", raw=answer)
-        call = record_call("answer", self.chat.name, reply, messages)
         return Written(text=redacted.restore(answer), llm_calls=[call])

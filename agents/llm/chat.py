@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -14,6 +15,10 @@ from agents.types import Deadline, LlmCall
 Message = dict[str, str]
 MODES: tuple[str, ...] = ("json_schema", "json_object", "tools", "text")
 MAX_REPLY_CHARS = 20_000  # longer replies are cut before parsing: a 100 KB answer is not worth reading
+MAX_REPLY_DEPTH = 32  # our answers nest 2 levels; a reply nested deeper is refused before it is parsed
+AUDIT_INPUT_CHARS, AUDIT_OUTPUT_CHARS = 4000, 2000
+# a JSON string (possibly unterminated) or one bracket: what the nesting scan looks at
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
 class ChatReply(BaseModel):
@@ -46,19 +51,45 @@ class ChatModel(Protocol):
     ) -> ChatReply: ...
 
 
+def nesting_depth(text: str, limit: int = MAX_REPLY_DEPTH) -> int:
+    """How deeply brackets nest in `text` outside JSON strings, counted no further than `limit` + 1.
+
+    A scan, not a parse: cheap on any input, so a reply can be refused before the recursive JSON parser sees it.
+    """
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def extract_json(text: str) -> dict[str, Any] | None:
-    """The first JSON object in `text` (bare, fenced in ``` or after some words), or None."""
+    """The first JSON object in `text` (bare, fenced in ``` or after some words), or None.
+
+    The text is cut to MAX_REPLY_CHARS, and one that nests deeper than MAX_REPLY_DEPTH raises InvalidModelOutput
+    before any parsing; raw control characters inside strings (a newline in a long answer) are accepted.
+    """
     text = text[:MAX_REPLY_CHARS].strip()
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
-    decoder = json.JSONDecoder()
     start = text.find("{")
+    if start != -1 and nesting_depth(text[start:]) > MAX_REPLY_DEPTH:
+        raise InvalidModelOutput(f"the reply nests deeper than {MAX_REPLY_DEPTH} levels", raw=text)
+    decoder = json.JSONDecoder(strict=False)
     while start != -1:
         try:
             value, _ = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue
+        except RecursionError:  # deep nesting the scan could not see (after a stray quote): refused all the same
+            raise InvalidModelOutput(f"the reply nests deeper than {MAX_REPLY_DEPTH} levels", raw=text) from None
         return value if isinstance(value, dict) else None
     return None
 
@@ -72,8 +103,17 @@ def finish(text: str, schema: dict[str, Any] | None, **fields: Any) -> ChatReply
     return ChatReply(text=text, parsed=parsed, **fields)
 
 
-def record_call(task: str, backend: str, reply: ChatReply, messages: list[Message]) -> LlmCall:
-    """The LlmCall for a reply; the last message (the ticket part, already redacted) goes to the audit trail."""
+def audit_input(messages: list[Message]) -> str | None:
+    """What of a prompt goes to the audit trail: its user turns (the ticket part, already redacted; a re-ask's
+    instruction after it). The system part is the versioned prompt, named by its id instead."""
+    turns = [m["content"] for m in messages if m.get("role") == "user"]
+    return "\n\n".join(turns)[:AUDIT_INPUT_CHARS] if turns else None
+
+
+def record_call(
+    task: str, backend: str, reply: ChatReply, messages: list[Message], *, prompt: str | None = None
+) -> LlmCall:
+    """The LlmCall for a reply that was used: the redacted input and the answer go to the audit trail."""
     return LlmCall(
         task=task,
         backend=backend,
@@ -82,8 +122,9 @@ def record_call(task: str, backend: str, reply: ChatReply, messages: list[Messag
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         mode=reply.mode,
-        input=messages[-1]["content"][:4000] if messages else None,
-        output=reply.text[:2000],
+        input=audit_input(messages),
+        output=reply.text[:AUDIT_OUTPUT_CHARS],
+        prompt=prompt,
     )
 
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agents.classify import Classification, TicketContext
 from agents.errors import InvalidModelOutput, UnknownLabel
-from agents.llm.chat import ChatModel, ChatReply, Message, check_time, record_call
+from agents.llm.calls import ask, recording
+from agents.llm.chat import ChatModel, ChatReply, Message
 from agents.redact import Redacted, Redactor, prepare
 from agents.types import Deadline, FieldDecision, LlmCall, SimilarTicket, Ticket, ticket_text
 from kb.models import Taxonomy
@@ -185,47 +186,46 @@ class LlmLabeller:
         """Labels for a ticket's text (cut and redacted here when it comes as a plain string)."""
         ticket = text if isinstance(text, Redacted) else prepare(text, self.redactor)
         messages = self.messages(ticket, examples, hits)
-        calls: list[LlmCall] = []
+        with recording() as calls:  # every call, failed ones too, for the result and the audit trail
+            try:
+                labels, confidence = self._ask(messages, deadline)
+                return Labelled(labels=labels, confidence=confidence, calls=list(calls))
+            except InvalidModelOutput as exc:
+                error, raw = exc.reason, calls[-1].output or exc.raw
+            messages = [
+                *messages,
+                {"role": "assistant", "content": raw[:1000]},
+                {
+                    "role": "user",
+                    "content": f"That answer is invalid ({error}). Answer again with only the JSON object, "
+                    "using only the allowed labels.",
+                },
+            ]
+            labels, confidence = self._ask(messages, deadline)
+            return Labelled(labels=labels, confidence=confidence, calls=list(calls), reasked=True)
+
+    def _ask(self, messages: list[Message], deadline: Deadline | None) -> tuple[dict[str, str], float]:
+        answer, _ = ask(
+            self.chat,
+            "classify",
+            self.prompt.id,
+            messages,
+            self.schema,
+            self._read,
+            schema_name="labels",
+            max_tokens=self.max_tokens,
+            deadline=deadline,
+        )
+        return answer
+
+    def _read(self, reply: ChatReply) -> tuple[dict[str, str], float]:
+        """The labels and the confidence; UnknownLabel or InvalidModelOutput when the answer does not validate."""
         try:
-            reply = self._ask(messages, deadline, calls)
-            return self._validate(reply, calls)
-        except (InvalidModelOutput, ValidationError) as exc:
-            error = brief(exc) if isinstance(exc, ValidationError) else exc.reason
-            raw = exc.raw if isinstance(exc, InvalidModelOutput) else reply.text
-            calls[-1] = calls[-1].model_copy(update={"ok": False, "error": error})
-        messages = [
-            *messages,
-            {"role": "assistant", "content": raw[:1000]},
-            {
-                "role": "user",
-                "content": f"That answer is invalid ({error}). Answer again with only the JSON object, "
-                "using only the allowed labels.",
-            },
-        ]
-        reply = self._ask(messages, deadline, calls)
-        try:
-            result = self._validate(reply, calls)
+            answer = self.model.model_validate(reply.parsed).model_dump()
         except ValidationError as exc:
             raise validation_error(exc, self.fields, reply.text) from None
-        return result.model_copy(update={"reasked": True})
-
-    def _ask(self, messages: list[Message], deadline: Deadline | None, calls: list[LlmCall]) -> ChatReply:
-        check_time(deadline, self.chat.name, "classify")
-        try:
-            reply = self.chat.complete(
-                messages, self.schema, schema_name="labels", max_tokens=self.max_tokens, deadline=deadline
-            )
-        except InvalidModelOutput as exc:
-            call = LlmCall(task="classify", backend=self.chat.name, ok=False, error=exc.reason, output=exc.raw)
-            calls.append(call.model_copy(update={"input": messages[-1]["content"][:4000]}))
-            raise
-        calls.append(record_call("classify", self.chat.name, reply, messages))
-        return reply
-
-    def _validate(self, reply: ChatReply, calls: list[LlmCall]) -> Labelled:
-        answer = self.model.model_validate(reply.parsed).model_dump()
         confidence = float(answer.pop("confidence"))
-        return Labelled(labels={k: str(v) for k, v in answer.items()}, confidence=confidence, calls=list(calls))
+        return {k: str(v) for k, v in answer.items()}, confidence
 
 
 class LlmClassifier:

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
 
@@ -22,6 +25,34 @@ REFUSED_STATUS = {400, 415, 422, 500, 501}  # how servers say "not this request 
 
 class _Refused(Exception):
     """The endpoint refused this output mode (an error status while we were still probing modes)."""
+
+
+class _RateLimited(Exception):
+    """HTTP 429, and how long the endpoint asked us to wait (None when it did not say)."""
+
+    def __init__(self, wait: float | None, detail: str) -> None:
+        self.wait, self.detail = wait, detail
+        super().__init__(f"HTTP 429 (rate limited): {detail}")
+
+
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date) or `retry-after-ms`; None when absent or odd."""
+    try:
+        if headers.get("retry-after-ms"):
+            seconds = float(headers["retry-after-ms"]) / 1000
+        else:
+            value = (headers.get("retry-after") or "").strip()
+            if not value:
+                return None
+            try:
+                seconds = float(value)
+            except ValueError:
+                when = parsedate_to_datetime(value)
+                when = when if when.tzinfo else when.replace(tzinfo=UTC)
+                seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _run_with_deadline(fn: Callable[[], Any], seconds: float, backend: str) -> Any:
@@ -45,7 +76,8 @@ def _run_with_deadline(fn: Callable[[], Any], seconds: float, backend: str) -> A
 
 
 class OpenAICompatibleChat:
-    """Any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp); no retries: callers fall back."""
+    """Any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp). No retries, callers fall back; but
+    one: after HTTP 429 whose Retry-After fits in the time left, it waits and asks once more."""
 
     def __init__(
         self,
@@ -96,7 +128,10 @@ class OpenAICompatibleChat:
         else:
             modes = (self.mode_,) if self.mode_ else self.modes
         refusals: list[str] = []
-        for mode in modes:
+        waited: float | None = None  # the Retry-After already waited for (one wait per call)
+        todo = list(modes)
+        while todo:
+            mode = todo[0]
             left = deadline.seconds_left()
             if left < MIN_CALL_SECONDS:
                 break
@@ -106,14 +141,41 @@ class OpenAICompatibleChat:
                 response = _run_with_deadline(partial(self._send, request, left, probing), left, self.name)
             except _Refused as exc:
                 refusals.append(f"{mode}: {exc}")
+                todo.pop(0)
+                continue
+            except _RateLimited as limited:
+                waited = self._wait(limited, deadline, waited)  # or BackendUnavailable: fall back now
                 continue
             if schema is not None and self.mode_ is None:
                 self.mode_ = mode
-            return self._reply(response, schema, mode, started)
+            try:
+                return self._reply(response, schema, mode, started)
+            except InvalidModelOutput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a response of a shape nobody foresaw
+                reason = f"unusable response: {type(exc).__name__}: {exc}"[:300]
+                raise InvalidModelOutput(reason, raw=str(response)[:2000]) from None
         raise BackendUnavailable(
             self.name,
             f"no answer within {time.perf_counter() - started:.1f}s" + (f" ({refusals[-1]})" if refusals else ""),
         )
+
+    def _wait(self, limited: _RateLimited, deadline: Deadline, waited: float | None) -> float:
+        """Sleep for the 429's Retry-After when it fits in the time left and we have not waited yet; else raise."""
+        if limited.wait is None:
+            raise BackendUnavailable(self.name, str(limited), status=429)
+        if waited is not None:
+            reason = f"HTTP 429 (rate limited) again after waiting {waited:g}s (Retry-After): {limited.detail}"
+            raise BackendUnavailable(self.name, reason, status=429)
+        left = deadline.seconds_left()
+        if limited.wait + MIN_CALL_SECONDS > left:
+            reason = (
+                f"HTTP 429 (rate limited) with Retry-After {limited.wait:g}s, more than the {max(left, 0):.1f}s "
+                f"left of this ticket's LLM time: {limited.detail}"
+            )
+            raise BackendUnavailable(self.name, reason, status=429)
+        time.sleep(limited.wait)
+        return limited.wait
 
     def _request(
         self, messages: list[Message], schema: dict[str, Any] | None, name: str, mode: str, max_tokens: int
@@ -148,14 +210,18 @@ class OpenAICompatibleChat:
             raise BackendUnavailable(self.name, f"timed out after {seconds:.1f}s") from None
         except openai.APIStatusError as exc:
             detail = " ".join(str(exc.message).split())[:200]
+            if exc.status_code == 429:
+                raise _RateLimited(retry_after(exc.response.headers), detail) from None
             if probing and exc.status_code in REFUSED_STATUS:
                 raise _Refused(f"HTTP {exc.status_code} {detail}") from None
-            hint = {401: "wrong API key", 403: "key not allowed", 404: "wrong URL or model name", 429: "rate limited"}
+            hint = {401: "wrong API key", 403: "key not allowed", 404: "wrong URL or model name"}
             reason = f"HTTP {exc.status_code} ({hint.get(exc.status_code, 'error')}): {detail}"
             raise BackendUnavailable(self.name, reason, status=exc.status_code) from None
         except openai.APIConnectionError as exc:
-            raise BackendUnavailable(self.name, f"cannot connect to {self.base_url or 'the API'}: {exc}") from None
-        except (openai.OpenAIError, ValueError, TypeError, KeyError, AttributeError) as exc:  # e.g. a body not JSON
+            cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+            reason = f"cannot connect to {self.base_url or 'the API'}: {exc}{cause}"[:300]
+            raise BackendUnavailable(self.name, reason) from None
+        except Exception as exc:  # noqa: BLE001 - a body not JSON, or anything else the client raises
             raise BackendUnavailable(self.name, f"unusable response: {type(exc).__name__}: {exc}"[:300]) from None
 
     def _reply(self, response: Any, schema: dict[str, Any] | None, mode: str, started: float) -> ChatReply:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from functools import partial
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict
 
 from agents.classify import TicketContext
-from agents.errors import InvalidModelOutput
-from agents.llm.chat import ChatModel, check_time, record_call
+from agents.llm.calls import ask
+from agents.llm.chat import ChatModel
 from agents.llm.classify import sop_attributes, wire_schema
+from agents.llm.readers import SummaryAnswer, read_reply, read_summary, reply_model
 from agents.policy import LlmGuard
 from agents.redact import Redacted, prepare
 from agents.summarise import ExtractiveSummariser
@@ -19,10 +19,6 @@ from agents.types import Deadline, LlmCall, Ticket
 from kb.loader import KnowledgeBase
 from prompts import Prompt, data_block, load_prompt
 from retrieval.hybrid import Hit
-
-ASKS_FOR_SECRET = re.compile(
-    r"(?i)\b(send|share|give|tell|provide|reply with|confirm)\b.{0,40}\b(password|passcode|one-time code|otp|mfa code)"
-)
 
 
 class Written(BaseModel):
@@ -34,24 +30,6 @@ class Written(BaseModel):
     backend: str
     reasons: list[str] = []
     llm_calls: list[LlmCall] = []
-
-
-class SummaryAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    summary: str = Field(min_length=3, max_length=400)
-
-
-def reply_model(refs: Sequence[str]) -> type[BaseModel]:
-    """The reply must cite only SOPs it was shown (a Literal of their refs), at least one when there were some."""
-    source: Any = Literal[tuple(refs)] if refs else str  # type: ignore[valid-type]
-    sources = (list[source], Field(min_length=1 if refs else 0, max_length=len(refs)))
-    return create_model(
-        "ReplyAnswer",
-        __config__=ConfigDict(extra="forbid"),
-        reply=(str, Field(min_length=20, max_length=2000)),
-        sources=sources,
-    )
 
 
 def llm_input(ticket: Ticket, context: TicketContext | None) -> tuple[Redacted, Deadline | None]:
@@ -108,20 +86,20 @@ class SummaryWriter:
     def _llm(self, ticket: Redacted, deadline: Deadline | None) -> Written:
         assert self.chat is not None
         messages = self.prompt.render(max_words=self.max_words, ticket=data_block(ticket.text or "(empty)", "ticket"))
-        check_time(deadline, self.chat.name, "summarise")
-        schema = wire_schema(SummaryAnswer)
-        reply = self.chat.complete(
-            messages, schema, schema_name="summary", max_tokens=self.max_words * 3, deadline=deadline
+        summary, call = ask(
+            self.chat,
+            "summarise",
+            self.prompt.id,
+            messages,
+            wire_schema(SummaryAnswer),
+            read_summary,
+            schema_name="summary",
+            max_tokens=self.max_words * 3,
+            deadline=deadline,
         )
-        try:
-            summary = SummaryAnswer.model_validate(reply.parsed).summary
-        except ValidationError as exc:
-            raise InvalidModelOutput(f"summary: {exc.errors()[0]['msg']}", raw=reply.text) from None
         words = " ".join(ticket.restore(summary).split()).split(" ")
         clipped = " ".join(words[: self.max_words]) + ("..." if len(words) > self.max_words else "")
-        return Written(
-            text=clipped, backend=self.chat.name, llm_calls=[record_call("summarise", self.chat.name, reply, messages)]
-        )
+        return Written(text=clipped, backend=self.chat.name, llm_calls=[call])
 
 
 class ReplyWriter:
@@ -218,22 +196,18 @@ class ReplyWriter:
             ticket=data_block(ticket.text or "(empty)", "ticket"),
         )
         model = reply_model([h.ref for h in shown])
-        check_time(deadline, self.chat.name, "reply")
-        reply = self.chat.complete(
-            messages, wire_schema(model), schema_name="reply", max_tokens=self.max_words * 3, deadline=deadline
+        (body, sources), call = ask(
+            self.chat,
+            "reply",
+            self.prompt.id,
+            messages,
+            wire_schema(model),
+            partial(read_reply, model),
+            schema_name="reply",
+            max_tokens=self.max_words * 3,
+            deadline=deadline,
         )
-        try:
-            answer = model.model_validate(reply.parsed)
-        except ValidationError as exc:
-            raise InvalidModelOutput(f"reply: {exc.errors()[0]['msg']}", raw=reply.text) from None
-        body: str = answer.reply.strip()  # type: ignore[attr-defined]
-        if ASKS_FOR_SECRET.search(body):
-            raise InvalidModelOutput("the reply asks the requester for a secret", raw=body)
-        missing = [s for s in answer.sources if f"[{s}]" not in body]  # type: ignore[attr-defined]
+        missing = [s for s in sources if f"[{s}]" not in body]
         if missing:
             body += "\n\nSee " + ", ".join(f"[{s}]" for s in missing)
-        return Written(
-            text=ticket.restore(body),
-            backend=self.chat.name,
-            llm_calls=[record_call("reply", self.chat.name, reply, messages)],
-        )
+        return Written(text=ticket.restore(body), backend=self.chat.name, llm_calls=[call])

@@ -75,7 +75,13 @@ def llm_audit(result: TriageResult, ticket_id: str | None) -> list[AuditEntry]:
             tokens_out=call.completion_tokens,
             input=getattr(call, "input", None),
             output=getattr(call, "output", None),
-            detail={"task": call.task, "ok": call.ok, "mode": call.mode, "error": call.error},
+            detail={
+                "task": call.task,
+                "ok": call.ok,
+                "mode": call.mode,
+                "error": call.error,
+                "prompt": call.prompt,
+            },
         )
         for call in getattr(result, "llm_calls", [])
     ]
