@@ -69,17 +69,21 @@ class Ticket(_Model):
     channel: str = Field(default="api", max_length=32)
     metadata: dict[str, Any] = {}
 
-    @field_validator("title", "body")
+    @field_validator("id", "title", "body", "requester", "channel")
     @classmethod
-    def _no_nul(cls, value: str) -> str:
-        return value.replace("\x00", "")
+    def _no_nul(cls, value: str | None) -> str | None:
+        """NUL characters carry nothing and PostgreSQL refuses them in text: dropped, everything else kept."""
+        return None if value is None else value.replace("\x00", "")
 
     @field_validator("metadata")
     @classmethod
     def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         if json_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
             raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (MAX_METADATA_DEPTH)")
-        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+        dumped = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        if "\\u0000" in dumped:
+            raise ValueError("metadata holds a NUL character (\\u0000), which the ticket store cannot keep")
+        size = len(dumped.encode())
         if size > MAX_METADATA_BYTES:
             raise ValueError(
                 f"metadata is {size} bytes as JSON, over the {MAX_METADATA_BYTES}-byte limit (MAX_METADATA_BYTES)"

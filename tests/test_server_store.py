@@ -8,10 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from agents.store.records import FeedbackIn, TicketPatch
 from agents.store.review import Review, feedback_training_rows
+from agents.store.tables import TicketRow
 from agents.store.tickets import IdempotencyConflict, Store
 from agents.types import Ticket
 from agents.web.desk import Desk
@@ -136,3 +137,17 @@ def test_train_with_feedback_adds_the_reviewed_tickets(
     assert "adding 1 ticket(s) people reviewed" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["info"]["n_train"] == len(demo_rows[::12]) + 1
+
+
+def test_recovery_goes_past_a_chunk_whose_tickets_ran_out_of_attempts(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        ids = [r.id for r in store.create([Ticket(title=f"printer jam {i}") for i in range(6)])[0]]
+        with store.write() as session:
+            for row in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids[:3]))):
+                row.attempts = 3
+        claimed = store.claim_received(3, max_attempts=3)
+        assert sorted(r.id for r in claimed) == sorted(ids[3:])
+        assert {store.get(i).status for i in ids[:3]} == {"failed"}
+    finally:
+        store.close()

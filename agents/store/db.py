@@ -1,4 +1,4 @@
-"""The store's foundations: its errors, the engine (SQLite WAL or any SQLAlchemy URL) and UTC time helpers."""
+"""The store's foundations: its errors, the engine (SQLite WAL, PostgreSQL, any SQLAlchemy URL), UTC time."""
 
 from __future__ import annotations
 
@@ -65,10 +65,31 @@ def unreadable(url: str, exc: sqlite3.DatabaseError) -> StoreUnreadable:
     return StoreUnreadable(make_url(url).database or url, f"{what} (SQLite: {exc})")
 
 
+def server_engine(url: str) -> Engine:
+    """A database server (PostgreSQL): pooled connections, checked before use; PostgreSQL sessions speak UTC,
+    so a naive datetime means UTC (as on SQLite) and times come back as +00:00 whatever the server's zone."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect", insert=True)
+        def _utc(dbapi_conn: Any, _record: Any) -> None:
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True  # a session setting, outside any transaction the pool would roll back
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SET TIME ZONE 'UTC'")
+            finally:
+                cursor.close()
+                dbapi_conn.autocommit = autocommit
+
+    return engine
+
+
 def make_engine(url: str) -> Engine:
-    """SQLite gets WAL, full sync, foreign keys and `BEGIN IMMEDIATE` for writes (no upgrade deadlocks)."""
+    """SQLite gets WAL, full sync, foreign keys and `BEGIN IMMEDIATE` for writes (no upgrade deadlocks);
+    any other URL (PostgreSQL) a plain server engine: its row locks are taken by the queries themselves."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return server_engine(url)
     memory = url in ("sqlite://", "sqlite:///:memory:")
     engine = create_engine(
         url,

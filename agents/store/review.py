@@ -42,7 +42,9 @@ class Review:
             raise InvalidChange("status", "cannot be null")
         now = self.store.clock()
         with self.store.write() as session:
-            row = session.get(TicketRow, ticket_id)
+            # locked: under READ COMMITTED two concurrent changes would both read the old values, and both stamp
+            # resolution or first response and audit changes from a state the other already replaced
+            row = session.get(TicketRow, ticket_id, with_for_update=True)
             if row is None:
                 raise TicketNotFound(ticket_id)
             if row.status == "received":
@@ -88,7 +90,8 @@ class Review:
             self._check_label(item.field, item.value)
         now = self.store.clock()
         with self.store.write() as session:
-            row = session.get(TicketRow, item.ticket_id)
+            # locked, as in update: the verdict compares with the ticket's current fields and may change them
+            row = session.get(TicketRow, item.ticket_id, with_for_update=True)
             if row is None:
                 raise TicketNotFound(item.ticket_id)
             if row.result is None:

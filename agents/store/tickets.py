@@ -6,11 +6,11 @@ import builtins
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,10 @@ from agents.store.tables import AuditRow, TicketRow
 from agents.types import Ticket, TriageResult
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# how long a claimed `received` ticket is left to its claimer before another replica may claim it again;
+# longer than one chunk's triage (LLM timeouts included), short enough that a crashed replica's work comes back
+CLAIM_LEASE = timedelta(minutes=15)
+MIGRATION_LOCK = 0x6B657374  # pg_advisory_xact_lock key: replicas starting together migrate one after the other
 
 
 def new_ticket_id() -> str:
@@ -88,11 +92,17 @@ def llm_audit(result: TriageResult, ticket_id: str | None) -> list[AuditEntry]:
 
 
 class Store:
-    """Sessions on one engine; `write()` is one transaction that holds SQLite's write lock from the start."""
+    """Sessions on one engine; `write()` is one transaction that holds SQLite's write lock from the start.
+    On PostgreSQL (READ COMMITTED) a write that reads a row to decide how to change it locks that row first."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, engine: Engine, clock: Callable[[], datetime] = utcnow, claim_lease: timedelta | None = None
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        if claim_lease is None:  # SQLite is one replica's file: no other claimer can be at work
+            claim_lease = timedelta(0) if engine.dialect.name == "sqlite" else CLAIM_LEASE
+        self.claim_lease = claim_lease
         self._writer = engine.execution_options(sqlite_write=True)
 
     @classmethod
@@ -109,6 +119,8 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":  # held until commit; PostgreSQL's DDL commits with it
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
@@ -191,8 +203,11 @@ class Store:
     def save_results(self, results: dict[str, TriageResult]) -> int:
         """Commit results of tickets still `received`; a ticket already triaged is left alone (exactly once)."""
         now, saved = self.clock(), 0
+        # locked (in id order: no deadlock between two savers): under READ COMMITTED two replicas could both
+        # read `received` and both save, the second overwriting the first result and auditing it twice
+        query = select(TicketRow).where(TicketRow.id.in_(list(results))).order_by(TicketRow.id).with_for_update()
         with self.write() as session:
-            for row in session.scalars(select(TicketRow).where(TicketRow.id.in_(list(results)))):
+            for row in session.scalars(query):
                 if row.status != "received":
                     continue
                 result = results[row.id]
@@ -212,25 +227,36 @@ class Store:
         return saved
 
     def mark_failed(self, ticket_ids: list[str], error: str) -> None:
+        # locked like save_results: a result another replica is committing must not be overwritten by `failed`
+        query = select(TicketRow).where(TicketRow.id.in_(ticket_ids)).order_by(TicketRow.id).with_for_update()
         with self.write() as session:
-            for row in session.scalars(select(TicketRow).where(TicketRow.id.in_(ticket_ids))):
+            for row in session.scalars(query):
                 if row.status == "received":
                     row.status, row.error, row.needs_human, row.updated_at = "failed", error[:2000], True, self.clock()
 
     def claim_received(self, limit: int, max_attempts: int) -> list[TicketRecord]:
-        """Tickets a crash left `received`, oldest first; each claim counts an attempt, and too many fail it."""
-        with self.write() as session:
-            rows = list(
-                session.scalars(
-                    select(TicketRow).where(TicketRow.status == "received").order_by(TicketRow.created_at).limit(limit)
-                )
-            )
-            for row in rows:
-                row.attempts += 1
-                if row.attempts > max_attempts:
-                    row.status, row.needs_human = "failed", True
-                    row.error = f"triage did not finish after {max_attempts} attempts"
-        return [to_record(r) for r in rows if r.status == "received"]
+        """Tickets a crash left `received`, oldest first; each claim counts an attempt, and too many fail it.
+        A claim stamps `updated_at`; a ticket claimed within `claim_lease` is its claimer's and is not claimed
+        again (0 on SQLite: as before, every claim takes what is `received`). On PostgreSQL the candidates are
+        locked with FOR UPDATE SKIP LOCKED in the claiming transaction, so two replicas take disjoint tickets
+        without waiting; SQLite ignores the clause (BEGIN IMMEDIATE already serialises claimers)."""
+        now = self.clock()
+        query = select(TicketRow).where(TicketRow.status == "received")
+        if self.claim_lease:  # never claimed (attempts 0): a crash's orphan, claimable at once, as on SQLite
+            query = query.where(or_(TicketRow.attempts == 0, TicketRow.updated_at <= now - self.claim_lease))
+        query = query.order_by(TicketRow.created_at).limit(limit).with_for_update(skip_locked=True)
+        while True:  # a chunk whose every ticket ran out of attempts is failed; then look at the next chunk
+            with self.write() as session:
+                rows = list(session.scalars(query))
+                for row in rows:
+                    row.attempts += 1
+                    row.updated_at = now
+                    if row.attempts > max_attempts:
+                        row.status, row.needs_human = "failed", True
+                        row.error = f"triage did not finish after {max_attempts} attempts"
+            claimed = [to_record(r) for r in rows if r.status == "received"]
+            if claimed or not rows:
+                return claimed
 
     def get(self, ticket_id: str) -> TicketRecord:
         with self.read() as session:

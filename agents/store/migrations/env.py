@@ -13,17 +13,20 @@ target_metadata = Base.metadata
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    # batch mode (copy and move a table) only where ALTER TABLE cannot: SQLite; PostgreSQL alters in place
+    batch = connection.dialect.name == "sqlite"
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=batch)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_offline() -> None:
+    url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=url,
         target_metadata=target_metadata,
         literal_binds=True,
-        render_as_batch=True,
+        render_as_batch=(url or "sqlite").startswith("sqlite"),
     )
     with context.begin_transaction():
         context.run_migrations()
