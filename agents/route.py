@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from agents.mentions import SUBJECT_WEIGHT, Mention, PhraseIndex
 from agents.similar import team_votes
 from agents.types import FieldDecision, Owner, SimilarTicket
 from kb.loader import KnowledgeBase
@@ -20,42 +20,41 @@ class RouteWeights:
 
 
 class ServiceMatcher:
-    """Finds catalogue services named in text by name or alias (whole words, longest match first)."""
+    """Finds catalogue services named in text by name or alias: whole words after light stemming ("printers" meets
+    "printer", "sprinter" does not), longest match first; a mention the text says works is marked denied."""
 
     def __init__(self, services: dict[str, Service]) -> None:
-        names: list[tuple[str, str]] = []
-        for svc in services.values():
-            names.append((svc.name.lower(), svc.id))
-            names.extend((alias.lower(), svc.id) for alias in svc.aliases)
-        names.sort(key=lambda pair: -len(pair[0]))
-        self._patterns = [(re.compile(rf"(?<!\w){re.escape(name)}(?!\w)"), name, sid) for name, sid in names]
+        self.index = PhraseIndex((phrase, svc.id) for svc in services.values() for phrase in [svc.name, *svc.aliases])
+
+    def mentions(self, text: str) -> list[Mention]:
+        """Every mention in text order, denied ones included (see `Mention.denied`)."""
+        return self.index.mentions(text)
 
     def find(self, text: str) -> dict[str, str]:
-        """service id -> the phrase that named it; a phrase inside a longer match does not count."""
-        lowered = text.lower()
-        taken: list[tuple[int, int]] = []
+        """service id -> the phrase that named it, in text order; services the text only says work are left out."""
         found: dict[str, str] = {}
-        for pattern, name, sid in self._patterns:
-            if name not in lowered:  # a plain substring test first: most names are absent, and regexes cost 20x
-                continue
-            for m in pattern.finditer(lowered):
-                if any(s <= m.start() and m.end() <= e for s, e in taken):
-                    continue
-                taken.append((m.start(), m.end()))
-                found.setdefault(sid, name)
+        for m in self.mentions(text):
+            if not m.denied:
+                found.setdefault(m.id, m.phrase)
         return found
 
 
 def combine_team_scores(
-    model: dict[str, float], mentioned_teams: list[str], neighbours: list[SimilarTicket], weights: RouteWeights
+    model: dict[str, float],
+    mentioned_teams: list[str],
+    neighbours: list[SimilarTicket],
+    weights: RouteWeights,
+    mention_weights: list[float] | None = None,
 ) -> dict[str, float]:
-    """Weighted sum of the three signals; each signal is a distribution over teams (or absent)."""
+    """Weighted sum of the three signals; each signal is a distribution over teams (or absent). A mentioned team's
+    share of the mention signal follows its mention's weight (`mention_weights`, one per team; equal without)."""
     parts: list[tuple[float, dict[str, float]]] = [(weights.model, model)]
     if mentioned_teams:
-        share = 1.0 / len(mentioned_teams)
+        each = mention_weights or [1.0] * len(mentioned_teams)
+        total = sum(each)
         mention: dict[str, float] = {}
-        for team in mentioned_teams:
-            mention[team] = mention.get(team, 0.0) + share
+        for team, weight in zip(mentioned_teams, each, strict=True):
+            mention[team] = mention.get(team, 0.0) + weight / total
         parts.append((weights.mention, mention))
     votes = team_votes(neighbours)
     if votes:
@@ -81,12 +80,27 @@ class Router:
     def decide(
         self, text: str, team_proba: dict[str, float], neighbours: list[SimilarTicket]
     ) -> tuple[FieldDecision, str | None]:
-        mentioned = self.matcher.find(text)
+        mentioned: dict[str, Mention] = {}  # service -> its strongest mention (the subject's, else the first)
+        denied: dict[str, Mention] = {}
+        for m in self.matcher.mentions(text):
+            if m.denied:
+                denied.setdefault(m.id, m)
+            elif m.id not in mentioned or m.weight > mentioned[m.id].weight:
+                mentioned[m.id] = m
         teams = [self.kb.services[sid].owner_team for sid in mentioned]
-        scores = combine_team_scores(team_proba, teams, neighbours, self.weights)
+        scores = combine_team_scores(
+            team_proba, teams, neighbours, self.weights, [m.weight for m in mentioned.values()]
+        )
         team = max(scores, key=lambda t: scores[t])
-        reasons = [f"text names service {sid} ('{phrase}')" for sid, phrase in mentioned.items()]
-        service = next((sid for sid in mentioned if self.kb.services[sid].owner_team == team), None)
+        reasons = [
+            f"text names service {sid} ('{m.phrase}'{'' if m.weight == SUBJECT_WEIGHT else ', in passing'})"
+            for sid, m in mentioned.items()
+        ]
+        reasons += [
+            f"ignored: text says {sid} works ('{m.denied}')" for sid, m in denied.items() if sid not in mentioned
+        ]
+        in_team = [m for m in mentioned.values() if self.kb.services[m.id].owner_team == team]
+        service = max(in_team, key=lambda m: (m.weight, -m.start)).id if in_team else None
         top = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:3])
         decision = FieldDecision(
             label=team,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -12,12 +11,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from agents.mentions import Mention, PhraseIndex, Token, denial, fold, tokens, words
 from agents.types import Owner
 from kb.loader import KnowledgeBase
 from kb.models import Service
 from retrieval.embedders import Embedder
 
-WORD = re.compile(r"[^\W_]+")
+__all__ = ["AliasIndex", "OwnerAnswer", "OwnerResolver", "ServiceMatch", "TicketRef", "words"]
+
 HANDLING = re.compile(r"\b(handling|working on|dealing with|looking (at|into)|assigned|fixing|on it)\b", re.I)
 CLOSED = {"closed", "resolved", "done", "cancelled", "canceled", "rejected"}
 FUZZY_CUTOFF = 0.85
@@ -60,72 +61,50 @@ class OwnerAnswer(_Model):
     note: str = ""
 
 
-def words(text: str) -> list[str]:
-    """Case-folded word tokens with a light plural strip, so "Printers" meets the alias "printer"."""
-    out = []
-    for w in WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
-        out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return out
-
-
 def _field(record: Any, name: str) -> Any:
     return record.get(name) if isinstance(record, dict) else getattr(record, name, None)
 
 
-class AliasIndex:
-    """Service names and aliases as word sequences; one sequence may name several services (ambiguous)."""
+class AliasIndex(PhraseIndex):
+    """Service names, ids and aliases as stemmed word sequences; one sequence may name several services (ambiguous)."""
 
     def __init__(self, services: dict[str, Service]) -> None:
-        self.phrases: dict[tuple[str, ...], list[str]] = {}
-        for svc in services.values():
-            for phrase in [svc.name, svc.id.replace("-", " "), *svc.aliases]:
-                key = tuple(words(phrase))
-                if key and svc.id not in self.phrases.setdefault(key, []):
-                    self.phrases[key].append(svc.id)
-        self.names = {tuple(words(s.name)) for s in services.values()}
-        self.by_first: dict[str, list[tuple[str, ...]]] = {}
-        for key in sorted(self.phrases, key=len, reverse=True):
-            self.by_first.setdefault(key[0], []).append(key)
+        super().__init__(
+            (phrase, svc.id)
+            for svc in services.values()
+            for phrase in [svc.name, svc.id.replace("-", " "), *svc.aliases]
+        )
+        self.names = {self.key(s.name) for s in services.values()}
         self.fuzzy_keys = [k for k in self.phrases if len(" ".join(k)) >= FUZZY_MIN_CHARS]
 
-    def exact(self, toks: list[str]) -> list[tuple[tuple[str, ...], tuple[int, int]]]:
-        """Longest phrases first, never overlapping."""
-        found, taken = [], [False] * len(toks)
-        spans = []
-        for i, tok in enumerate(toks):
-            for key in self.by_first.get(tok, []):
-                if tuple(toks[i : i + len(key)]) == key:
-                    spans.append((key, (i, i + len(key))))
-        for key, (s, e) in sorted(spans, key=lambda kv: -len(kv[0])):
-            if not any(taken[s:e]):
-                taken[s:e] = [True] * (e - s)
-                found.append((key, (s, e)))
-        return found
-
-    def fuzzy(self, toks: list[str]) -> list[tuple[tuple[str, ...], str, float]]:
-        """Word windows within FUZZY_CUTOFF (difflib ratio) of a phrase: typos like "outlok" or "warehose"."""
-        best: dict[tuple[str, ...], tuple[str, float]] = {}
+    def fuzzy(self, toks: Sequence[Token]) -> list[tuple[tuple[str, ...], int, str, float]]:
+        """Word windows within FUZZY_CUTOFF (difflib ratio) of a phrase: typos like "outlok" or "warehose", with the
+        first letter right ("sprinter" is another word, not a typo of "printer"); (phrase key, first token, window,
+        ratio)."""
+        keys = [t.key for t in toks]
+        best: dict[tuple[str, ...], tuple[int, str, float]] = {}
         matcher = difflib.SequenceMatcher(autojunk=False)
         for key in self.fuzzy_keys:
             target = " ".join(key)
             matcher.set_seq2(target)
-            for i in range(len(toks) - len(key) + 1):
-                window = " ".join(toks[i : i + len(key)])
-                if window == target or abs(len(window) - len(target)) > 0.2 * len(target):
+            for i in range(len(keys) - len(key) + 1):
+                window = " ".join(keys[i : i + len(key)])
+                if window == target or window[0] != target[0] or abs(len(window) - len(target)) > 0.2 * len(target):
                     continue
                 matcher.set_seq1(window)
                 if matcher.real_quick_ratio() < FUZZY_CUTOFF or matcher.quick_ratio() < FUZZY_CUTOFF:
                     continue
                 ratio = matcher.ratio()
-                if ratio >= FUZZY_CUTOFF and ratio > best.get(key, ("", 0.0))[1]:
-                    best[key] = (window, ratio)
-        return [(key, window, ratio) for key, (window, ratio) in best.items()]
+                if ratio >= FUZZY_CUTOFF and ratio > best.get(key, (0, "", 0.0))[2]:
+                    best[key] = (i, window, ratio)
+        return [(key, i, window, ratio) for key, (i, window, ratio) in best.items()]
 
 
 class OwnerResolver:
     """Catalogue ownership. A team's score is its best retrieved SOP's similarity plus its best catalogue entry's
     similarity (name, aliases, description) to the question; names and aliases found in the question (exactly or
-    within a typo) are evidence and reveal ambiguous aliases. On-call comes from the rotation at `clock()`."""
+    within a typo) are evidence, the earliest first, and reveal ambiguous aliases; a service the question says works
+    ("Wi-Fi on phones works fine") is ruled out. On-call comes from the rotation at `clock()`."""
 
     def __init__(
         self,
@@ -147,21 +126,39 @@ class OwnerResolver:
     # ---- which service ----------------------------------------------------------------------------
 
     def match(self, text: str) -> list[ServiceMatch]:
-        """Services named in the text by name or alias; fuzzy (typo) matches only when nothing matched exactly."""
-        toks = words(text)
-        out: list[ServiceMatch] = []
-        for key, _span in self.aliases.exact(toks):
-            via: Via = "name" if key in self.aliases.names else "alias"
-            out.extend(
-                ServiceMatch(service=s, phrase=" ".join(key), via=via, score=1.0) for s in self.aliases.phrases[key]
-            )
-        if not out:
-            for key, window, ratio in sorted(self.aliases.fuzzy(toks), key=lambda t: -t[2]):
-                out.extend(
-                    ServiceMatch(service=s, phrase=window, via="fuzzy", score=round(ratio, 4))
-                    for s in self.aliases.phrases[key]
-                )
-        return out
+        """Services named in the text by name or alias, earliest first; fuzzy (typo) matches only when nothing
+        matched exactly. A mention the text says works ("Wi-Fi on phones works fine") is left out."""
+        return self.mentions(text)[0]
+
+    def mentions(self, text: str) -> tuple[list[ServiceMatch], list[Mention]]:
+        """The matches (earliest first) and the denied mentions: services the text says work or are not the problem."""
+        kept: list[tuple[int, ServiceMatch]] = []
+        denied: list[Mention] = []
+        for m in self.aliases.mentions(text):
+            if m.denied:
+                denied.append(m)
+                continue
+            via: Via = "name" if self.aliases.key(m.phrase) in self.aliases.names else "alias"
+            kept.append((m.start, ServiceMatch(service=m.id, phrase=m.phrase, via=via, score=1.0)))
+        if not kept:
+            folded = fold(text)
+            toks = tokens(folded)
+            blocked = {i for i, t in enumerate(toks) if any(d.start <= t.start < d.end for d in denied)}
+            for key, i, window, ratio in self.aliases.fuzzy(toks):
+                span = range(i, i + len(key))
+                start, end = toks[i].start, toks[span[-1]].end
+                if blocked.intersection(span):
+                    continue
+                cue = denial(folded, start, end)
+                for sid in self.aliases.phrases[key]:
+                    if cue:
+                        denied.append(Mention(sid, window, start, end, cue))
+                    else:
+                        kept.append(
+                            (start, ServiceMatch(service=sid, phrase=window, via="fuzzy", score=round(ratio, 4)))
+                        )
+        kept.sort(key=lambda pair: (pair[0], -pair[1].score))
+        return [m for _, m in kept], denied
 
     def similarities(self, question: str, vector: np.ndarray | None = None) -> dict[str, float]:
         """Cosine of the question to every catalogue entry (empty without an embedder)."""
@@ -186,9 +183,11 @@ class OwnerResolver:
             best_sop = max((sop_scores or {}).values(), default=0.0)
             note = "the service catalogue is empty, so no owner can be named"
             return OwnerAnswer(confidence=round(max(0.0, min(1.0, best_sop)), 4), note=note)
-        matches = self.match(question)
-        sims = self.similarities(question, vector)
-        sops = {sid: score for sid, score in (sop_scores or {}).items() if sid in self.kb.services}
+        matches, denied = self.mentions(question)
+        mentioned = list(dict.fromkeys(m.service for m in matches))  # earliest first
+        ignored = {m.id: m.denied for m in denied if m.id not in mentioned}  # the question says these work
+        sims = {sid: v for sid, v in self.similarities(question, vector).items() if sid not in ignored}
+        sops = {sid: v for sid, v in (sop_scores or {}).items() if sid in self.kb.services and sid not in ignored}
         team_sop: dict[str, float] = {}
         team_sim: dict[str, float] = {}
         for sid, svc in self.kb.services.items():
@@ -196,12 +195,15 @@ class OwnerResolver:
             team_sim[svc.owner_team] = max(team_sim.get(svc.owner_team, 0.0), sims.get(sid, 0.0))
         team_score = {t: team_sop[t] + team_sim[t] for t in team_sop}
         service_score = {sid: sops.get(sid, 0.0) + sims.get(sid, 0.0) for sid in self.kb.services}
-        mentioned = list(dict.fromkeys(m.service for m in matches))
-        named_teams = {self.kb.services[sid].owner_team for sid in mentioned}
-        best_team = max(team_score, key=lambda t: (team_score[t], t in named_teams))  # names break ties
+        order = {sid: len(mentioned) - rank for rank, sid in enumerate(mentioned)}  # earlier: higher
+        named_teams: dict[str, int] = {}
+        for sid in mentioned:
+            named_teams.setdefault(self.kb.services[sid].owner_team, order[sid])
+        # names break ties, the earliest name first
+        best_team = max(team_score, key=lambda t: (team_score[t], named_teams.get(t, 0)))
         in_team = [sid for sid, svc in self.kb.services.items() if svc.owner_team == best_team]
         ranked = [sid for sid in sops if sid in in_team] if by_rank else []
-        best = ranked[0] if ranked else max(in_team, key=lambda sid: (service_score[sid], sid in mentioned))
+        best = ranked[0] if ranked else max(in_team, key=lambda sid: (service_score[sid], order.get(sid, 0)))
         clash = self._clash(matches)
         others = [sid for sid in (clash or []) if sid != best]
         note = ""
@@ -210,6 +212,9 @@ class OwnerResolver:
                 f"{self.kb.services[s].name} ({self.kb.teams[self.kb.services[s].owner_team].name})" for s in clash
             )
             note = f"'{next(m.phrase for m in matches if m.service == clash[0])}' is ambiguous: it names {named}"
+        note = "; ".join(
+            [*([note] if note else []), *(f"ignored: question says {s} works ('{c}')" for s, c in ignored.items())]
+        )
         evidence = {sid: self._signals(sid, matches, sops, sims) for sid in [best, *others]}
         handling = (
             self.handling(tickets, [best, *mentioned]) if tickets is not None and HANDLING.search(question) else []
