@@ -24,10 +24,11 @@ from agents.store.tickets import IdempotencyConflict, InvalidChange, Store, Tick
 from agents.types import Ticket, TriageResult
 from agents.web.access_log import redact_access_log
 from agents.web.ask import add_ask_routes
-from agents.web.auth import Gate, KeyRing, NewApiKey, Principal, RateLimiter, Scope
+from agents.web.auth import Gate, KeyRing, NewApiKey, Principal, Scope
 from agents.web.console import console_router
 from agents.web.desk import Desk
 from agents.web.errors import ApiError, BodyLimit, install_error_handlers
+from agents.web.gating import build_gate
 from agents.web.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "the request body is over the size limit",
         422: "the request does not match the schema, or names a label outside the taxonomy",
         429: "rate limit of the key reached; see Retry-After",
+        503: "the shared rate limiter (Redis) cannot be reached; see Retry-After",
     }.items()
 }
 
@@ -142,9 +144,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         metrics.ticket_counts = store.count_by_status
         desk = Desk(store, parts.service, metrics)
         keys = KeyRing(store)
-        gate = Gate(
-            keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst), settings.auth_dev_mode
-        )
+        gate = build_gate(settings, keys)
         if settings.auth_dev_mode:
             log.warning("=" * 72)
             log.warning("AUTH DEV MODE: every request is allowed WITHOUT an API key (TRIAGE_AUTH_DEV_MODE=true).")

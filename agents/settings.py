@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     auth_dev_mode: bool = False  # no API keys at all: only for a laptop, and logged loudly
     rate_limit_per_second: float = Field(default=50.0, gt=0)  # per API key, token bucket
     rate_limit_burst: int = Field(default=100, gt=0)
+    # several `triage serve` replicas: with a Redis URL (e.g. redis://127.0.0.1:6379/0) the rate limits are counted
+    # across replicas (agents/web/limits.py); None: per process. Redis down: requests get 503 with Retry-After
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_namespace: str = Field(default="triage", min_length=1)  # prefix of every Redis key (tests isolate by it)
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other

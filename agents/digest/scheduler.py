@@ -108,19 +108,21 @@ def schedule_jobs(scheduler: BaseScheduler, plans: list[Schedule], job: Callable
 
 
 def digest_job(settings: Settings) -> Callable[[Schedule], object]:
-    """The scheduled work: a digest run that logs instead of raising, so one bad day never stops the scheduler."""
+    """The scheduled work: a digest run that logs instead of raising, so one bad day never stops the scheduler.
+    On PostgreSQL it runs once per scope and day however many schedulers share the database (digest/once.py)."""
 
     embedders: list[Embedder] = []  # made on the first run, then kept: MiniLM loads once per process
 
     def run(item: Schedule) -> None:
-        from agents.digest.job import run_digest
+        from agents.digest.once import run_scheduled_digest
         from retrieval.factory import make_embedder
 
         try:
             if not embedders:
                 embedders.append(make_embedder(settings.embedder, settings.embed_precision))
-            _, outcome = run_digest(
+            outcome = run_scheduled_digest(
                 settings,
+                day=_now(item.timezone).date(),  # the slot: one digest per scope and local day, whoever runs it
                 team=item.team,
                 post=settings.digest_webhook_url,
                 timezone=item.timezone,
@@ -128,6 +130,9 @@ def digest_job(settings: Settings) -> Callable[[Schedule], object]:
             )
         except TriageError as exc:
             log.error("%s failed: %s", item.job_id, exc)
+            return
+        if outcome is None:
+            log.info("%s: made by another scheduler on the same database; skipped here", item.job_id)
             return
         status = "posted" if outcome.posted else ("not posted: " + outcome.error if outcome.error else "saved")
         log.info("%s saved to %s; %s", item.job_id, outcome.files["md"], status)

@@ -20,12 +20,14 @@ from sqlalchemy import func, select
 from agents.store.tables import ApiKeyRow
 from agents.store.tickets import Store, as_utc
 from agents.web.errors import ApiError
+from agents.web.limits import MAX_BUCKETS as MAX_BUCKETS  # re-exported: the buckets' home moved to limits.py
+from agents.web.limits import Limiter, LimiterUnavailable, RateLimiter
 
 log = logging.getLogger(__name__)
 Scope = Literal["triage", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("triage", "read", "admin")
 PREFIX = "tri"
-MAX_BUCKETS = 10_000
+REVOCATION_CHECK_SECONDS = 1.0  # a key revoked on any replica stops working everywhere within this long
 FAILED_AUTH_PER_SECOND = 0.2  # refused credentials per client address: one every 5 s on average ...
 FAILED_AUTH_BURST = 20  # ... after a first burst of 20; then 429 instead of 401
 
@@ -66,12 +68,22 @@ def hash_secret(salt: str, secret: str) -> str:
 class KeyRing:
     """Creates, checks and revokes keys. A key reads `tri_<id>_<secret>`; the id finds the row, the hash checks it."""
 
-    def __init__(self, store: Store, cache_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        revocation_check_seconds: float = REVOCATION_CHECK_SECONDS,
+    ) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self.clock = clock
+        self.revocation_check_seconds = revocation_check_seconds
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        self._watermark: tuple[int, datetime | None] | None = None  # (revoked keys, newest revoked_at) last seen
+        self._checked = -math.inf  # when the watermark was last read (self.clock)
+        self._generation = 0  # bumped whenever the cache is dropped: a lookup begun before must not refill it
 
     def create(self, name: str, scopes: list[Scope]) -> tuple[ApiKeyInfo, str]:
         """Returns the key's info and its plaintext, which is shown once and never stored."""
@@ -91,8 +103,10 @@ class KeyRing:
     def verify(self, token: str) -> Principal | None:
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         now = self.clock()
+        self._drop_if_revoked(now)
         with self._lock:
             cached = self._cache.get(digest)
+            generation = self._generation
         if cached and cached[1] > now:
             return cached[0]
         parts = token.split("_", 2)
@@ -106,8 +120,29 @@ class KeyRing:
             return None
         principal = Principal(row.id, row.name, frozenset(row.scopes))
         with self._lock:
-            self._cache[digest] = (principal, now + self.cache_seconds)
+            if generation == self._generation:
+                self._cache[digest] = (principal, now + self.cache_seconds)
         return principal
+
+    def _drop_if_revoked(self, now: float) -> None:
+        """Forget every cached key when any key was revoked since the last look, by this process or another
+        replica on the same database; looks at most once per `revocation_check_seconds`, so that is how long
+        a revoked key may still pass here, while a request costs no query in between."""
+        with self._lock:
+            if now - self._checked < self.revocation_check_seconds:
+                return
+            self._checked = now
+        with self.store.read() as session:
+            count, newest = session.execute(
+                select(func.count(ApiKeyRow.revoked_at), func.max(ApiKeyRow.revoked_at))
+            ).one()
+        mark = (int(count or 0), as_utc(newest))
+        with self._lock:
+            if mark != self._watermark:
+                if self._watermark is not None:
+                    self._cache.clear()
+                    self._generation += 1
+                self._watermark = mark
 
     def list(self) -> list[ApiKeyInfo]:
         with self.store.read() as session:
@@ -120,6 +155,7 @@ class KeyRing:
                 row.revoked_at = self.store.clock()
         with self._lock:
             self._cache.clear()
+            self._generation += 1
         return _info(row) if row is not None else None
 
     def count_active(self) -> int:
@@ -141,30 +177,6 @@ def _info(row: ApiKeyRow) -> ApiKeyInfo:
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         revoked_at=as_utc(row.revoked_at),
     )
-
-
-class RateLimiter:
-    """A token bucket per caller: `rate` requests a second on average, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, caller: str) -> float:
-        """0 when the request may go ahead, otherwise the seconds until it could."""
-        now = self.clock()
-        with self._lock:
-            if len(self._buckets) > MAX_BUCKETS:  # forget callers whose bucket has refilled: they lose nothing
-                full = now - self.burst / self.rate
-                self._buckets = {k: v for k, v in self._buckets.items() if v[1] > full}
-            tokens, last = self._buckets.get(caller, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[caller] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[caller] = (tokens, now)
-            return (1.0 - tokens) / self.rate
 
 
 DEV = Principal("dev", "dev mode (no keys)", frozenset(SCOPES))
@@ -196,16 +208,29 @@ class Gate:
     guessing keys or sending a stale one gets 429 while valid keys from the same address go on working."""
 
     def __init__(
-        self, keys: KeyRing, limiter: RateLimiter, dev_mode: bool = False, failures: RateLimiter | None = None
+        self, keys: KeyRing, limiter: Limiter, dev_mode: bool = False, failures: Limiter | None = None
     ) -> None:
         self.keys, self.limiter, self.dev_mode = keys, limiter, dev_mode
         self.failures = failures or RateLimiter(FAILED_AUTH_PER_SECOND, FAILED_AUTH_BURST)
+
+    @staticmethod
+    def _take(limiter: Limiter, caller: str) -> float:
+        """The limiter's answer; a shared limiter that cannot be asked refuses the request with 503 (fail closed)."""
+        try:
+            return limiter.take(caller)
+        except LimiterUnavailable as exc:
+            raise ApiError(
+                503,
+                "rate_limiter_unavailable",
+                "the rate limiter cannot be reached; try again shortly",
+                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            ) from exc
 
     def check(self, headers: Mapping[str, str], scope: Scope, client: str) -> Principal:
         principal = DEV if self.dev_mode else self._identify(headers, client)
         if not principal.allows(scope):
             raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
-        wait = self.limiter.take(principal.key_id if not self.dev_mode else f"dev:{client}")
+        wait = self._take(self.limiter, principal.key_id if not self.dev_mode else f"dev:{client}")
         if wait > 0:
             raise rate_limited(wait)
         return principal
@@ -219,7 +244,7 @@ class Gate:
 
     def refuse(self, client: str, error: ApiError) -> ApiError:
         """A refused credential from `client`: `error` itself, or a 429 once the address has been refused too often."""
-        wait = self.failures.take(client)
+        wait = self._take(self.failures, client)
         return rate_limited(wait, "too many refused credentials from this address") if wait > 0 else error
 
     def _identify(self, headers: Mapping[str, str], client: str) -> Principal:
