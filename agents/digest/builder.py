@@ -27,6 +27,7 @@ from agents.digest.render import template_narrative
 from agents.digest.sla import is_open, last_activity, resolved_at, skip_reason, sla_view
 from agents.digest.themes import ThemeFinder
 from agents.errors import InvalidModelOutput, TriageError
+from agents.route import ServiceMatcher
 from kb.loader import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ def _minutes(delta: timedelta) -> int:
 
 
 class DigestBuilder:
-    """Pure computation on tickets, verdicts and reopen events; the clock (`now`) and time (`at`) are passed in."""
+    """Pure computation on tickets, verdicts and reopen events; the clock (`now`) and time (`at`) are passed in.
+
+    Each open ticket is listed once, in its most urgent section: breached, then about to breach, then stuck, then
+    unassigned (a breached ticket that is also stuck and unassigned shows under breached only). New and resolved are
+    counts. Every list is sorted by priority (P1 first), then by lateness (breached, stuck, unassigned: the longest
+    first; about to breach: the least time left first). Lists keep every ticket (the JSON has all); the Markdown and
+    HTML show the first `max_items` of each and say how many more there are.
+    """
 
     def __init__(
         self,
@@ -67,7 +75,7 @@ class DigestBuilder:
         breach_margin: float = 0.2,
         unassigned_after: timedelta = timedelta(hours=24),
         stuck_after: timedelta = timedelta(days=2),
-        max_items: int = 10,
+        max_items: int = 3,
         writer: NarrativeWriter | None = None,
         timezone: str = "UTC",
     ) -> None:
@@ -80,6 +88,8 @@ class DigestBuilder:
         self.max_items = max_items
         self.writer = writer
         self.timezone = timezone
+        self.services = ServiceMatcher(kb.services)  # the catalogue aliases routing uses, to name themes
+        self.service_names = {sid: svc.name for sid, svc in kb.services.items()}
 
     def build(self, data: DigestInput, *, now: datetime, at: datetime | None = None, team: str | None = None) -> Digest:
         at = at or now
@@ -114,7 +124,7 @@ class DigestBuilder:
             about_to_breach=sum(d.about_to_breach.count for d in team_digests),
             nothing_happened=not any(d.new or d.resolved or d.reopened for d in team_digests),
             teams=team_digests,
-            themes=self.themes.find(in_window) if self.themes else [],
+            themes=self.themes.find(in_window, self.services, self.service_names) if self.themes else [],
             ai_health=self._health(triaged, verdicts),
             open_trend=self._trend(known, teams, at),
             narrative="",
@@ -127,6 +137,7 @@ class DigestBuilder:
                 stuck_days=self.stuck_after.total_seconds() / 86400,
                 theme_distance=self.themes.distance if self.themes else 0.0,
                 min_theme_size=self.themes.min_size if self.themes else 0,
+                list_items=self.max_items,
             ),
         )
         text, by = self._narrative(digest)
@@ -174,8 +185,17 @@ class DigestBuilder:
         )
 
     def _list(self, lines: list[TicketLine], most_first: bool = True) -> TicketList:
-        lines.sort(key=lambda x: (-x.delay_minutes if most_first else x.delay_minutes, x.created_at, x.id))
-        return TicketList(count=len(lines), items=lines[: self.max_items])
+        """P1 first, then the latest (or, for about to breach, the least time left); every ticket is kept."""
+        rank = {p: i for i, p in enumerate(self.kb.taxonomy.priority_ids)}
+        lines.sort(
+            key=lambda x: (
+                rank.get(x.priority or "", len(rank)),
+                -x.delay_minutes if most_first else x.delay_minutes,
+                x.created_at,
+                x.id,
+            )
+        )
+        return TicketList(count=len(lines), items=lines)
 
     def _team_digest(
         self, team: str, tickets: list[DigestTicket], reopened: int, start: datetime, at: datetime
@@ -187,28 +207,32 @@ class DigestBuilder:
             open_now = is_open(t, at)
             view = sla_view(t, self.kb.taxonomy, at, self.breach_margin)
             late = [c for c in view.breached if c.stopped is None or _within(c.stopped, start, at)]
+            listed = False  # one section per ticket: the first that applies, in the order of the docstring
             if late and (open_now or _within(resolved_at(t, at), start, at)):
                 deadline = min(c.deadline for c in late)
                 breached.append(self._line(t, team, view.overdue_minutes(at), [c.kind for c in late], deadline))
+                listed = True
             if not open_now:
                 continue
             open_by_priority[t.priority or "none"] += 1
+            if listed:
+                continue
+            idle = at - last_activity(t, at)
             if view.at_risk:
                 deadline = min(c.deadline for c in view.at_risk)
                 at_risk.append(self._line(t, team, view.minutes_left(at), [c.kind for c in view.at_risk], deadline))
-            if t.assignee is None and at - t.created_at > self.unassigned_after:
-                unassigned.append(self._line(t, team, _minutes(at - t.created_at), [], None))
-            idle = at - last_activity(t, at)
-            if idle > self.stuck_after:
+            elif idle > self.stuck_after:
                 stuck.append(self._line(t, team, _minutes(idle), [], None))
+            elif t.assignee is None and at - t.created_at > self.unassigned_after:
+                unassigned.append(self._line(t, team, _minutes(at - t.created_at), [], None))
         new = sum(_within(t.created_at, start, at) for t in tickets)
         resolved = sum(_within(resolved_at(t, at), start, at) for t in tickets)
         order = [*self.kb.taxonomy.priority_ids, "none"]
         lists = {
             "breached": self._list(breached),
             "about_to_breach": self._list(at_risk, most_first=False),
-            "unassigned": self._list(unassigned),
             "stuck": self._list(stuck),
+            "unassigned": self._list(unassigned),
         }
         return TeamDigest(
             team=team,
@@ -241,6 +265,8 @@ class DigestBuilder:
             fallbacks=fallbacks,
             fallback_rate=_ratio(fallbacks, len(triaged)),
             fields=dict(sorted(fields.items())),
+            reviewed=len({v.ticket_id for v in verdicts}),
+            accepted=accepted,
             corrected=corrected,
             precision=_ratio(accepted, accepted + corrected),
         )

@@ -105,12 +105,12 @@ h3{margin:1.2em 0 .3em} ul{margin:.2em 0 .6em;padding-left:1.2em} code{font-size
 <h2>Teams</h2>
 {% for t in d.teams if not t.quiet %}<h3>{{ t.name }}: {{ team_summary(t) }}</h3>
 {% for key, title, unit in lists %}{% set items = t[key] %}{% if items.count %}<p><strong>{{ title }}</strong> \
-({{ items.count }})</p><ul>
-{% for x in items.items %}<li><code>{{ x.id }}</code> {{ x.priority or "-" }} {{ x.title }}
+({{ items.count }})</p><ul>{% set shown = items["items"][:d.params.list_items] | length %}
+{% for x in items["items"][:d.params.list_items] %}<li><code>{{ x.id }}</code> {{ x.priority or "-" }} {{ x.title }}
 {%- if x.sla %} ({{ x.sla | join("+") }}){% endif %}: {{ unit.format(late=x.delay_minutes | duration) }}
 {%- if x.assignee %}, {{ x.assignee }}{% else %}, unassigned{% endif %}</li>
-{% endfor %}{% if items.count > items["items"] | length %}<li>and {{ items.count - items["items"] | length }} more\
-</li>{% endif %}</ul>{% endif %}{% endfor %}
+{% endfor %}{% if items.count > shown %}<li>\
+... and {{ items.count - shown }} more (console / JSON has all)</li>{% endif %}</ul>{% endif %}{% endfor %}
 {% endfor %}
 <ul class="quiet">{% for t in d.teams if t.quiet %}<li><strong>{{ t.name }}</strong>: {{ quiet_line(t) }}</li>
 {% endfor %}</ul>

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.types import ticket_text
 
-DIGEST_VERSION = "digest.v1"
+DIGEST_VERSION = "digest.v2"  # v2: each ticket once, lists complete in JSON, reviewed/accepted counts
 NO_TEAM = "unrouted"
 
 
@@ -109,6 +109,8 @@ class TicketLine(_Model):
 
 
 class TicketList(_Model):
+    """`count` tickets, all of them in `items` (sorted by urgency); renderers show the first few."""
+
     count: int = 0
     items: list[TicketLine] = []
 
@@ -152,8 +154,10 @@ class AiHealth(_Model):
     fallbacks: int = 0
     fallback_rate: float | None = None
     fields: dict[str, FieldHealth] = {}
+    reviewed: int = Field(0, description="distinct tickets with a human verdict in the window")
+    accepted: int = 0
     corrected: int = 0
-    precision: float | None = None
+    precision: float | None = Field(None, description="agreement: accepted / (accepted + corrected); None unreviewed")
 
 
 class TrendPoint(_Model):
@@ -174,6 +178,7 @@ class DigestParams(_Model):
     stuck_days: float
     theme_distance: float
     min_theme_size: int
+    list_items: int = Field(3, description="tickets per list shown in Markdown and HTML (the JSON has all)")
 
 
 class Digest(_Model):

@@ -14,9 +14,11 @@ MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 LISTS = (
     ("breached", "Breached SLA", "{late} late"),
     ("about_to_breach", "About to breach", "due in {late}"),
-    ("unassigned", "Unassigned for over {unassigned}", "{late} old"),
     ("stuck", "Stuck (no update for {stuck})", "idle {late}"),
-)
+    ("unassigned", "Unassigned for over {unassigned}", "{late} old"),
+)  # the order of urgency: a ticket shows in the first list that applies (see DigestBuilder)
+MORE = "... and {n} more (console / JSON has all)"
+MD_THEMES = 3  # themes shown in Markdown (the JSON and HTML have all)
 
 
 def md_escape(text: str) -> str:
@@ -77,23 +79,24 @@ def list_title(title: str, d: Digest) -> str:
     )
 
 
+def review_line(d: Digest) -> str:
+    """Only what people measured: tickets reviewed and how often they agreed with the AI's fields."""
+    h = d.ai_health
+    if not h.reviewed:
+        return "Human review: no reviews yet"
+    return (
+        f"Human review: {count(h.reviewed, 'ticket')} reviewed; {h.accepted} fields accepted, {h.corrected} corrected "
+        f"(agreement {percent(h.precision)} of reviewed fields)"
+    )
+
+
 def health_lines(d: Digest) -> list[str]:
     h = d.ai_health
-    lines = [
+    return [
         f"Auto-triaged without a human: {percent(h.auto_share)} ({h.auto_triaged} of {h.triaged} triaged)",
         f"Fallback rate: {percent(h.fallback_rate)} ({h.fallbacks} of {h.triaged})",
+        review_line(d),
     ]
-    if h.fields:
-        judged = sum(f.accepted + f.corrected for f in h.fields.values())
-        per_field = ", ".join(
-            f"{name} {percent(f.precision)} ({f.corrected} corrected)" for name, f in h.fields.items()
-        )
-        lines.append(
-            f"Human verdicts: {judged}, {h.corrected} corrected; implied precision {percent(h.precision)} ({per_field})"
-        )
-    else:
-        lines.append("Human verdicts: none in the window")
-    return lines
 
 
 def count(n: int, noun: str) -> str:
@@ -110,7 +113,7 @@ def template_narrative(d: Digest) -> str:
             f"{when}, {count(d.new, 'ticket')} came in, {d.resolved} resolved and {d.reopened} reopened; {d.open} open."
         )
         busiest = max(d.teams, key=lambda t: t.new)
-        if busiest.new:
+        if len(d.teams) > 1 and busiest.new:  # a one-team digest talks about that team only
             text += f" Busiest team: {busiest.name} ({busiest.new} new)."
     if d.breached or d.about_to_breach:
         text += f" Breached SLA: {d.breached}; about to breach: {d.about_to_breach}."
@@ -120,27 +123,27 @@ def template_narrative(d: Digest) -> str:
     if d.ai_health.triaged:
         text += f" Auto-triage handled {percent(d.ai_health.auto_share)} without a human"
         text += (
-            f"; people corrected {count(d.ai_health.corrected, 'field')} (implied precision "
-            f"{percent(d.ai_health.precision)})."
-            if d.ai_health.fields
-            else "."
+            f"; people reviewed {count(d.ai_health.reviewed, 'ticket')} and agreed with "
+            f"{percent(d.ai_health.precision)} of the reviewed fields."
+            if d.ai_health.reviewed
+            else "; no reviews yet."
         )
     if d.skipped.total:
         text += f" Skipped for bad timestamps: {count(d.skipped.total, 'ticket')}."
     return text
 
 
-def _ticket_lines(items: TicketList, unit: str, esc: Escape) -> list[str]:
+def _ticket_lines(items: TicketList, unit: str, esc: Escape, limit: int) -> list[str]:
     out = []
-    for line in items.items:
+    for line in items.items[:limit]:
         sla = f" {'+'.join(line.sla)}" if line.sla else ""
         who = f" (assignee: {esc(line.assignee)})" if line.assignee else " (unassigned)"
         out.append(
             f"- `{line.id}` {line.priority or '-'} {esc(line.title)} —{sla} "
             f"{unit.format(late=duration(line.delay_minutes))}{who}"
         )
-    if items.count > len(items.items):
-        out.append(f"- … and {items.count - len(items.items)} more")
+    if items.count > min(limit, len(items.items)):
+        out.append(MORE.format(n=items.count - min(limit, len(items.items))))
     return out
 
 
@@ -159,7 +162,7 @@ def to_markdown(d: Digest, esc: Escape = md_escape) -> str:
         out += ["_Nothing came in, was resolved or was reopened in this window._", ""]
     if d.themes:
         out += ["## Recurring themes"]
-        for theme in d.themes:
+        for theme in d.themes[:MD_THEMES]:
             teams = ", ".join(f"{t} {n}" for t, n in theme.teams.items())
             out.append(f"- **{esc(theme.name)}**: {theme.size} tickets ({esc(teams)})")
         out.append("")
@@ -172,7 +175,10 @@ def to_markdown(d: Digest, esc: Escape = md_escape) -> str:
         for key, title, unit in LISTS:
             items: TicketList = getattr(t, key)
             if items.count:
-                out += [f"**{list_title(title, d)}** ({items.count})", *_ticket_lines(items, unit, esc)]
+                out += [
+                    f"**{list_title(title, d)}** ({items.count})",
+                    *_ticket_lines(items, unit, esc, d.params.list_items),
+                ]
     if quiet:
         out.append("")
         out += [f"- **{esc(t.name)}**: {quiet_line(t)}" for t in quiet]

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from agents.digest.models import NO_TEAM, DigestTicket, Theme
 from agents.errors import InvalidModelOutput, TriageError
@@ -21,6 +21,12 @@ from retrieval.embedders import Embedder
 log = logging.getLogger(__name__)
 MAX_NAME_CHARS = 80
 TOKEN = r"(?u)\b[^\W\d_][^\W\d_]+\b"  # words of two letters or more, no numbers
+
+
+class ServiceFinder(Protocol):
+    """Catalogue services named in a text (agents.route.ServiceMatcher): service id -> the phrase that named it."""
+
+    def find(self, text: str) -> dict[str, str]: ...
 
 
 class ThemeNamer(Protocol):
@@ -137,7 +143,11 @@ class ThemeFinder:
         )
         return model.fit_predict(vectors)
 
-    def find(self, tickets: list[DigestTicket]) -> list[Theme]:
+    def find(
+        self, tickets: list[DigestTicket], services: ServiceFinder | None = None, names: dict[str, str] | None = None
+    ) -> list[Theme]:
+        """Themes, biggest first; with `services` (and `names`: service id -> catalogue name) a theme whose tickets
+        mostly name one service is called by that service and a symptom phrase, else by its top terms."""
         tickets = [t for t in tickets if t.text][: self.max_tickets]
         if len(tickets) < self.min_size:
             return []
@@ -158,7 +168,11 @@ class ThemeFinder:
             block = tfidf[rows].toarray()
             terms = top_terms(block, block > 0, vocabulary, self.terms)
             members = [tickets[i] for i in rows]
-            name, named_by = self._name([texts[i] for i in rows], terms)
+            service = self._service([tickets[i].text for i in rows], services, names or {})
+            symptom = ""
+            if service is not None:
+                symptom = _symptom([texts[i] for i in rows], terms, service[1])
+            name, named_by = self._name([texts[i] for i in rows], terms, service[0] if service else None, symptom)
             themes.append(
                 Theme(
                     name=name,
@@ -171,10 +185,35 @@ class ThemeFinder:
             )
         return themes
 
-    def _name(self, texts: list[str], terms: list[str]) -> tuple[str, str]:
+    def _service(
+        self, texts: list[str], services: ServiceFinder | None, names: dict[str, str]
+    ) -> tuple[str, set[str]] | None:
+        """The catalogue service at least half of the theme's tickets name, with the words that named it."""
+        if services is None:
+            return None
+        named: Counter[str] = Counter()
+        words: dict[str, set[str]] = {}
+        for text in texts:
+            for sid, phrase in services.find(text).items():
+                named[sid] += 1
+                words.setdefault(sid, set()).update(phrase.lower().split())
+        if not named:
+            return None
+        sid, n = named.most_common(1)[0]
+        if n * 2 < len(texts):
+            return None
+        name = names.get(sid, sid)
+        return name, words[sid] | set(name.lower().split())
+
+    def _name(
+        self, texts: list[str], terms: list[str], service: str | None = None, symptom: str = ""
+    ) -> tuple[str, str]:
         fallback = " / ".join(terms) or "(no common words)"
+        named_by = "terms"
+        if service is not None:
+            fallback, named_by = (f"{service}: {symptom}" if symptom else service), "catalogue"
         if self.namer is None:
-            return fallback, "terms"
+            return fallback, named_by
         try:
             name = " ".join(self.namer.name_theme(texts[:8], terms).split())
             if not name or len(name) > MAX_NAME_CHARS or not re.search(r"\w", name):
@@ -182,4 +221,22 @@ class ThemeFinder:
             return name, self.namer.name
         except TriageError as exc:
             log.warning("theme namer %s failed (%s); using the top terms", self.namer.name, exc)
-            return fallback, "terms"
+            return fallback, named_by
+
+
+def _symptom(texts: list[str], terms: list[str], service_words: set[str]) -> str:
+    """What the theme's tickets say besides the service's name: the two adjacent words (neither a stop word) that
+    most of them use ("server unreachable", at least half), else its top terms without the service's words."""
+
+    def usable(word: str) -> bool:
+        return word not in ENGLISH_STOP_WORDS and word not in service_words
+
+    pairs: Counter[str] = Counter()
+    for text in texts:
+        words = re.findall(TOKEN, text.lower())
+        pairs.update({f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if usable(a) and usable(b)})
+    if pairs:
+        phrase, n = pairs.most_common(1)[0]
+        if n * 2 >= len(texts):
+            return phrase
+    return " / ".join(t for t in terms if not set(t.split()) & service_words)
