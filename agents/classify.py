@@ -25,7 +25,15 @@ class TicketContext:
     kb_hits: list[Hit] = field(default_factory=list)
     tfidf: Any = None  # the shared TF-IDF row of `text`, when the models share one featuriser
     proba: dict[str, np.ndarray] = field(default_factory=dict)  # classical probabilities per field, computed in batch
+    classes: dict[str, list[str]] = field(default_factory=dict)  # per field, the labels in the order of `proba`
     deadline: Deadline | None = None  # by when every LLM call for this ticket must be done
+
+    def classical_probability(self, field_name: str, label: str) -> float | None:
+        """The classical model's probability of `label` for the field, when the batch computed it (else None)."""
+        proba, classes = self.proba.get(field_name), self.classes.get(field_name)
+        if proba is None or not classes or label not in classes:
+            return None
+        return round(float(proba[classes.index(label)]), 4)
 
     @cached_property
     def redacted(self) -> Redacted:

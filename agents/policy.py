@@ -162,6 +162,23 @@ def as_fallback(decision: FieldDecision, reason: str) -> FieldDecision:
     )
 
 
+def calibrated(llm: FieldDecision, classical: FieldDecision, context: TicketContext, field_name: str) -> FieldDecision:
+    """The LLM's label with the classical model's probability of that label as its confidence, and the classical
+    alternatives: the model's own confidence number is never the field's confidence (it is only a claim, and a
+    ticket can make the model claim anything). An LLM label the classical model finds unlikely gets a low
+    confidence, so the service's threshold sends it to a human.
+    """
+    confidence = context.classical_probability(field_name, llm.label)
+    if confidence is None:  # no batch probabilities: the classical decision's own view (0 outside its top labels)
+        confidence = (
+            classical.confidence if llm.label == classical.label else classical.alternatives.get(llm.label, 0.0)
+        )
+    why = f"{field_name} confidence {confidence:.2f} is the classical probability of {llm.backend}'s label {llm.label}"
+    return llm.model_copy(
+        update={"confidence": confidence, "alternatives": classical.alternatives, "reasons": [*llm.reasons, why]}
+    )
+
+
 class FallbackClassifier:
     """The primary (LLM) classifier, and the fallback's answer when it fails with one of the named errors."""
 
@@ -180,9 +197,12 @@ class FallbackClassifier:
 
     def classify(self, ticket: Ticket, context: TicketContext) -> Classification:
         attempt = self.guard.run("classify", lambda: self.primary.classify(ticket, context))
+        backup = self.fallback.classify(ticket, context)  # cheap: the batch computed its probabilities
         if attempt.value is not None:
-            return attempt.value
-        backup = self.fallback.classify(ticket, context)
+            return Classification(
+                **{f: calibrated(getattr(attempt.value, f), getattr(backup, f), context, f) for f in FIELDS},
+                llm_calls=[*backup.llm_calls, *attempt.value.llm_calls],
+            )
         reason = f"{attempt.reason}: {self.fallback.name} decided"
         return Classification(
             **{f: as_fallback(getattr(backup, f), reason) for f in FIELDS},
@@ -250,5 +270,5 @@ class CascadeClassifier:
                 decided[f] = d.model_copy(update={"reasons": [*d.reasons, why]})
                 continue
             why += f": {self.llm.name} decided {llm.label}"
-            decided[f] = llm.model_copy(update={"alternatives": d.alternatives, "reasons": [*llm.reasons, why]})
+            decided[f] = calibrated(llm.model_copy(update={"reasons": [*llm.reasons, why]}), d, context, f)
         return Classification(**decided, llm_calls=[*base.llm_calls, *attempt.value.llm_calls])

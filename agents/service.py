@@ -13,6 +13,7 @@ import numpy as np
 from agents.classical.text_models import transform
 from agents.classical.training import NEIGHBOURS, TriageModels
 from agents.classify import Classification, Classifier, TicketContext
+from agents.injection import InjectionDetector
 from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.priority_rules import PriorityRules
 from agents.route import Router
@@ -61,6 +62,7 @@ class TriageService:
         self.clock = clock
         self.summary_writer = summary_writer or SummaryWriter(self.summariser)
         self.reply_writer = reply_writer or ReplyWriter(kb)
+        self.injections = InjectionDetector(kb.taxonomy)
         self.llm_timeout = llm_timeout  # seconds of LLM time per ticket, shared by classify, summary and reply
         word_features = models.fields["category"].features_.transformer_list[0][1]
         self.vocabulary: dict[str, int] = word_features.vocabulary_
@@ -95,7 +97,14 @@ class TriageService:
         team_model = self.models.fields["team"]
         deadline = Deadline.after(self.llm_timeout) if self.llm_timeout else None
         context = TicketContext(
-            text=text, vector=vector, neighbours=neighbours, kb_hits=hits, tfidf=tfidf, proba=proba, deadline=deadline
+            text=text,
+            vector=vector,
+            neighbours=neighbours,
+            kb_hits=hits,
+            tfidf=tfidf,
+            proba=proba,
+            deadline=deadline,
+            classes={name: [str(c) for c in m.classes_] for name, m in self.models.fields.items()},
         )
         classification: Classification = self.classifier.classify(ticket, context)
         priority = self.rules.apply(text, classification.priority)
@@ -104,6 +113,12 @@ class TriageService:
         owner = self.router.owner(team.label, service, self.clock())
         decisions = {"category": classification.category, "priority": priority, "team": team}
         needs_human = self._abstain(decisions, reasons)
+        if self._overridden(classification, reasons):
+            needs_human = True
+        injection = self.injections.find(text)
+        if injection is not None:
+            needs_human = True
+            reasons.append(injection.reason())
         if not text:
             needs_human = True
             reasons.append("ticket has no text: title and body are empty")
@@ -142,6 +157,28 @@ class TriageService:
             latency_ms=round(batch_ms + (time.perf_counter() - started) * 1000, 2),
             llm_calls=[*classification.llm_calls, *summary.llm_calls, *reply.llm_calls],
         )
+
+    def _overridden(self, classification: Classification, reasons: list[str]) -> bool:
+        """Whether the LLM's label replaced a classical label that was confident (at or above the field's threshold).
+
+        A decision's alternatives are the classical model's view (the policies keep them on the LLM's decision), so
+        a label that is not the classical best one came from the LLM.
+        """
+        overridden = False
+        for name in ("category", "priority"):
+            decision: FieldDecision = getattr(classification, name)
+            choice = self.models.thresholds.get(name)
+            if choice is None or not decision.alternatives:
+                continue
+            best = max(decision.alternatives, key=lambda label: decision.alternatives[label])
+            if best != decision.label and decision.alternatives[best] >= choice.threshold:
+                overridden = True
+                reasons.append(
+                    f"{decision.backend}'s {name} {decision.label} overrides the classical {best} at "
+                    f"{decision.alternatives[best]:.2f}, at or above the threshold {choice.threshold:.2f}: "
+                    "a human decides"
+                )
+        return overridden
 
     def _abstain(self, decisions: dict[str, FieldDecision], reasons: list[str]) -> bool:
         needs_human = False

@@ -240,6 +240,8 @@ class LlmClassifier:
         shots = self.examples.for_neighbours(context.neighbours, self.labeller.max_examples) if self.examples else []
         out = self.labeller.label(context.redacted, shots, context.kb_hits, deadline=context.deadline)
         reasons = ["the LLM answered only after one re-ask"] if out.reasked else []
+        # the model's own confidence is a claim, kept for the record; the policies put a calibrated figure in its place
+        reasons.append(f"the LLM said confidence {out.confidence:.2f} (its own claim, not used as the confidence)")
         decisions = {
             f: FieldDecision(label=out.labels[f], confidence=out.confidence, backend=self.name, reasons=reasons)
             for f in ("category", "priority")
