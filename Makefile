@@ -10,11 +10,11 @@ HOST ?= 127.0.0.1
 run: setup
 	.venv/bin/triage serve --host $(HOST) --port $(PORT)
 
-# the whole suite (about 2.5 minutes on 2 cores); CI runs this
+# the whole suite (about 3 minutes on 2 cores; PostgreSQL and Redis tests skip where absent); CI runs this
 test: setup
 	.venv/bin/python -m pytest -q
 
-# the inner loop: everything but the tests marked slow (real MiniLM export and distillation), under 2 minutes
+# the inner loop: everything but the tests marked slow (real MiniLM export, retraining, real processes), about 1.5 minutes
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow and not llm"
 

@@ -269,6 +269,7 @@ def test_train_shows_a_progress_bar_with_a_time_estimate_unless_quiet(
     assert (clean / "m2" / "manifest.json").is_file()
 
 
+@pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_the_first_start_of_serve_trains_with_a_progress_bar(
     tmp_path: Path, served_data_dir: Path, demo_rows: list[dict]
 ) -> None:

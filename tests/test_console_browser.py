@@ -50,6 +50,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
     driver.quit()
 
 
+@pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_submit_see_triaged_and_correct_a_field(server: ServerProcess, browser) -> None:
     (key,) = server.printed_keys()
     wait = WebDriverWait(browser, 20)

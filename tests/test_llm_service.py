@@ -208,6 +208,7 @@ def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir:
     assert result.backend["summary"] == "classical:extractive" and result.backend["reply"] == "classical:template"
 
 
+@pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data_dir: Path, caplog) -> None:
     manifest_path = data_dir / "models" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -220,6 +221,7 @@ def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data
     assert service.triage(TICKET).category in service.kb.taxonomy.category_ids
 
 
+@pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_models_trained_with_another_embedder_are_retrained_at_start(data_dir: Path, caplog) -> None:
     manifest_path = data_dir / "models" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -26,6 +26,7 @@ def data_dir(served_data_dir: Path, tmp_path: Path) -> Path:
     return fresh_data_dir(served_data_dir, tmp_path / "data")
 
 
+@pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_sigkill_mid_batch_loses_no_ticket_and_triages_each_once(data_dir: Path, tmp_path: Path, demo_rows) -> None:
     server = ServerProcess(data_dir, tmp_path / "server.log").start()
     try:
