@@ -152,21 +152,35 @@ def run_digest(
     embedder: Embedder | None = None,
 ) -> tuple[Digest, DigestRun]:
     """The composition root of a digest run (CLI and scheduler): real store, taxonomy and embedder."""
-    from kb.loader import load_kb
-    from retrieval.factory import make_embedder
-
     store = Store.open(settings.data_dir, settings.database_url)
     try:
-        digest = build_digest(
-            settings,
-            store,
-            load_kb(settings.kb_dir),
-            embedder or make_embedder(settings.embedder, settings.embed_precision),
-            now=now or datetime.now(UTC),
-            at=at,
-            team=team,
-            timezone=timezone,
-        )
+        digest = digest_from_settings(settings, store, embedder=embedder, now=now, at=at, team=team, timezone=timezone)
     finally:
         store.close()
     return digest, deliver(digest, settings.data_dir, fmt=fmt, out=out, post=post)
+
+
+def digest_from_settings(
+    settings: Settings,
+    store: Store,
+    *,
+    embedder: Embedder | None = None,
+    now: datetime | None = None,
+    at: datetime | None = None,
+    team: str | None = None,
+    timezone: str | None = None,
+) -> Digest:
+    """build_digest with the configured taxonomy and embedder (the one given, else TRIAGE_EMBEDDER's)."""
+    from kb.loader import load_kb
+    from retrieval.factory import make_embedder
+
+    return build_digest(
+        settings,
+        store,
+        load_kb(settings.kb_dir),
+        embedder or make_embedder(settings.embedder, settings.embed_precision),
+        now=now or datetime.now(UTC),
+        at=at,
+        team=team,
+        timezone=timezone,
+    )

@@ -6,11 +6,11 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, text
 
-from agents.digest.job import DigestRun, build_digest, deliver
+from agents.digest.job import DigestRun, deliver, digest_from_settings
 from agents.settings import Settings
 from agents.store.tables import AuditRow
 from agents.store.tickets import Store
@@ -91,24 +91,13 @@ def run_scheduled_digest(
     now: datetime | None = None,
 ) -> DigestRun | None:
     """One scheduled digest (scope, day), made once however many schedulers run it; None when another made it."""
-    from kb.loader import load_kb
-    from retrieval.factory import make_embedder
-
     scope = team or "all"
     store = Store.open(settings.data_dir, settings.database_url)
     try:
         with claim_slot(store, scope, day) as mine:
             if not mine:
                 return None
-            digest = build_digest(
-                settings,
-                store,
-                load_kb(settings.kb_dir),
-                embedder or make_embedder(settings.embedder, settings.embed_precision),
-                now=now or datetime.now(UTC),
-                team=team,
-                timezone=timezone,
-            )
+            digest = digest_from_settings(settings, store, embedder=embedder, now=now, team=team, timezone=timezone)
             run = deliver(digest, settings.data_dir, post=post)
             mark_done(store, scope, day, run)
             return run
