@@ -64,6 +64,8 @@ class TriageService:
         self.reply_writer = reply_writer or ReplyWriter(kb)
         self.injections = InjectionDetector(kb.taxonomy)
         self.llm_timeout = llm_timeout  # seconds of LLM time per ticket, shared by classify, summary and reply
+        # each field model's labels in the order of its probabilities: fixed for the models' life, so built once
+        self.classes = {name: [str(c) for c in m.classes_] for name, m in models.fields.items()}
         word_features = models.fields["category"].features_.transformer_list[0][1]
         self.vocabulary: dict[str, int] = word_features.vocabulary_
 
@@ -104,7 +106,7 @@ class TriageService:
             tfidf=tfidf,
             proba=proba,
             deadline=deadline,
-            classes={name: [str(c) for c in m.classes_] for name, m in self.models.fields.items()},
+            classes=self.classes,
         )
         classification: Classification = self.classifier.classify(ticket, context)
         priority = self.rules.apply(text, classification.priority)
