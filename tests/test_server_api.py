@@ -280,7 +280,7 @@ def test_console_shows_the_latest_digest_only_once_one_exists(api: Api, tmp_path
 
 
 def test_rate_limiter_refills_and_forgets_idle_callers() -> None:
-    from agents.web.auth import MAX_BUCKETS, RateLimiter
+    from agents.web.limits import MAX_BUCKETS, RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(rate=2.0, burst=2, clock=lambda: now[0])

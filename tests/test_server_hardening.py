@@ -22,7 +22,8 @@ from test_server_api import Api, make_api
 from agents.store.records import OpenTicket
 from agents.types import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from agents.web.access_log import RedactKeys, redact_url
-from agents.web.auth import FAILED_AUTH_BURST, FAILED_AUTH_PER_SECOND, RateLimiter
+from agents.web.auth import FAILED_AUTH_BURST, FAILED_AUTH_PER_SECOND
+from agents.web.limits import RateLimiter
 
 JSON = {"Content-Type": "application/json"}
 

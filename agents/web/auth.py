@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from agents.store.tables import ApiKeyRow
 from agents.store.tickets import Store, as_utc
 from agents.web.errors import ApiError
-from agents.web.limits import MAX_BUCKETS as MAX_BUCKETS  # re-exported: the buckets' home moved to limits.py
 from agents.web.limits import Limiter, LimiterUnavailable, RateLimiter
 
 log = logging.getLogger(__name__)
