@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.answers.owners import OwnerResolver, words
+from agents.answers.owners import OwnerResolver
 from agents.answers.ownership_files import CodeOwners, DocumentOwners, OwnersTree
+from agents.mentions import words
 from evals.owners_eval import component_of, evaluate_owners, expected_approvers
 from kb.loader import KnowledgeBase, load_kb
 from retrieval.corpus import load_chunks

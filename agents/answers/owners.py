@@ -11,13 +11,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from agents.mentions import Mention, PhraseIndex, Token, denial, fold, tokens, words
+from agents.mentions import Mention, PhraseIndex, Token, denial, fold, tokens
 from agents.types import Owner
 from kb.loader import KnowledgeBase
 from kb.models import Service
 from retrieval.embedders import Embedder
 
-__all__ = ["AliasIndex", "OwnerAnswer", "OwnerResolver", "ServiceMatch", "TicketRef", "words"]
+__all__ = ["AliasIndex", "OwnerAnswer", "OwnerResolver", "ServiceMatch", "TicketRef"]
 
 HANDLING = re.compile(r"\b(handling|working on|dealing with|looking (at|into)|assigned|fixing|on it)\b", re.I)
 CLOSED = {"closed", "resolved", "done", "cancelled", "canceled", "rejected"}
