@@ -51,6 +51,8 @@ def load_sop_index(settings: Settings, embedder: Embedder, *, in_memory: bool = 
     from retrieval.index import SopIndex
 
     sops = settings.kb_dir / "sops"
+    if sops.is_dir() and not any(p.is_file() for p in sops.rglob("*.md")):  # no SOPs yet (an onboarded helpdesk)
+        return SopIndex.build([], embedder, source=str(sops))  # searched as nothing; built in no time, never saved
     digest = content_hash(sops)
     try:
         return SopIndex.load(settings.index_dir, embedder, expected_hash=digest)

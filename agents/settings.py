@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kb import KB_DIR
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     kb_dir: Path = KB_DIR
     training_data: Path = DEMO_TICKETS
+    # a helpdesk written by `triage onboard --out DIR`: kb_dir, training_data and data_dir then default to DIR/kb,
+    # DIR/tickets.jsonl and DIR/data (each one set explicitly still wins)
+    config_dir: Path | None = None
     # retrieval/factory.py; minilm-int8: 1.4-1.9x the HTTP requests of minilm-onnx (torch's vectors) at
     # the same accuracy on the public sets and the answers set (evals/reports/embedding_runtimes.md)
     embedder: EmbedderKind = "minilm-int8"
@@ -75,6 +78,23 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @field_validator("config_dir")
+    @classmethod
+    def _onboarded(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "kb").is_dir():
+            raise ValueError("expected a folder written by `triage onboard --out DIR` (it holds kb/ and tickets.jsonl)")
+        return value
+
+    @model_validator(mode="after")
+    def _config_dir_paths(self) -> Settings:
+        """The one place where config_dir sets the paths it implies (those not set explicitly)."""
+        if self.config_dir is not None:
+            given = set(self.model_fields_set)
+            for name, part in (("kb_dir", "kb"), ("training_data", "tickets.jsonl"), ("data_dir", "data")):
+                if name not in given:
+                    setattr(self, name, self.config_dir / part)
+        return self
 
     @property
     def model_dir(self) -> Path:

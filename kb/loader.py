@@ -13,6 +13,7 @@ from kb.models import Catalogue, Service, SopMeta, Taxonomy, Team, Teams
 from retrieval.markdown import FrontMatterError, split_front_matter
 
 M = TypeVar("M", bound=BaseModel)
+GENERAL_SERVICE = "general"  # an SOP's service when it is about no one catalogue service (e.g. one imported by onboard)
 
 
 class KbError(ValueError):
@@ -101,8 +102,8 @@ def load_sop_meta(path: Path, services: dict[str, Service], teams: dict[str, Tea
     except FrontMatterError as exc:
         raise KbError(path, "front matter", str(exc)) from None
     sop = validate(path, meta, SopMeta)
-    if sop.service not in services:
-        raise KbError(path, "service", "a service id from catalogue.yaml", sop.service)
+    if sop.service not in services and sop.service != GENERAL_SERVICE:
+        raise KbError(path, "service", f"a service id from catalogue.yaml (or {GENERAL_SERVICE})", sop.service)
     if sop.owner_team not in teams:
         raise KbError(path, "owner_team", "a team id from teams.yaml", sop.owner_team)
     return sop

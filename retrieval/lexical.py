@@ -18,6 +18,10 @@ class Bm25Index:
 
     def fit(self, texts: list[str]) -> Bm25Index:
         self.vectorizer_ = CountVectorizer(token_pattern=TOKEN_PATTERN, lowercase=True, dtype=np.float32)
+        if not texts:  # no documents (a helpdesk with no SOPs yet): every query scores nothing
+            self.vectorizer_.vocabulary_ = {}
+            self.weights_ = sparse.csr_matrix((0, 0), dtype=np.float32)
+            return self
         tf = sparse.csr_matrix(self.vectorizer_.fit_transform(texts), dtype=np.float32)
         n_docs = tf.shape[0]
         df = np.bincount(tf.indices, minlength=tf.shape[1])

@@ -80,8 +80,12 @@ def train_models(
     progress: bool = False,
 ) -> TriageModels:
     """Fit category, priority and team ensembles on labelled tickets (dicts with title, body and labels).
+    A field whose rows all carry one label (an export without priorities) gets a constant model: that label at
+    confidence 1.0, its threshold 1.0 (precision and coverage 1.0 on its own rows), named in info["single_label"].
     With `progress`, a bar on stderr shows each step and the time left, estimated from the steps done."""
     from tqdm import tqdm
+
+    from agents.classical.constant import ConstantClassifier
 
     if len(rows) < 10:
         raise DataError("tickets", f"need at least 10 labelled tickets to train, got {len(rows)}")
@@ -99,11 +103,15 @@ def train_models(
     memory.add(vectors, [{k: r.get(k) for k in ("id", "team", "category", "resolution")} for r in rows])
     models: dict[str, EnsembleClassifier] = {}
     thresholds: dict[str, ThresholdChoice] = {}
+    single_label: dict[str, str] = {}
     features = tfidf_features().fit(texts)  # one vocabulary for all fields: the service transforms a ticket once
     for name in FIELDS:
         bar.set_postfix_str(name)
         labels = [str(r[name]) for r in rows]
-        model = EnsembleClassifier(embedder, folds=folds, seed=seed, features=features, members=members)
+        kind = EnsembleClassifier
+        if len(set(labels)) == 1:
+            kind, single_label[name] = ConstantClassifier, labels[0]
+        model = kind(embedder, folds=folds, seed=seed, features=features, members=members)
         model.fit(texts, labels, vectors)
         models[name] = model
         thresholds[name] = model.oof_threshold(labels, target)
@@ -118,6 +126,7 @@ def train_models(
         "target_precision": target,
         "members": members,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "single_label": single_label,  # field -> its one label: a constant model, not a learnt one
     }
     return TriageModels(models, thresholds, memory, embedder.name, info)
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from retrieval.embedders import Embedder
 
 SettingsFn = Callable[[argparse.Namespace], Any]
-OPTIONS = {"data_dir": "--data-dir", "embedder": "--embedder"}  # settings a command line option may override
+# settings a command line option may override
+OPTIONS = {"data_dir": "--data-dir", "embedder": "--embedder", "config_dir": "--config"}
 _DEFAULTS = {name: Settings.model_fields[name].default for name in OPTIONS}
 DATA_DIR_HELP = (
     f"data folder of models, SOP index and triage.db (default: TRIAGE_DATA_DIR, else {_DEFAULTS['data_dir']})"
@@ -134,6 +135,12 @@ def group(sub: Any, name: str, summary: str, *examples: str) -> Any:
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument(
+        "--config",
+        dest="config_dir",
+        metavar="DIR",
+        help="a helpdesk written by `triage onboard --out DIR`: its kb/, tickets.jsonl and data/ (TRIAGE_CONFIG_DIR)",
+    )
 
 
 def add_embedder(p: argparse.ArgumentParser, help: str = EMBEDDER_HELP) -> None:

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from agents.cli import ask, digest, evaluate, harness, keys, label, serve, ticket, train
 from agents.cli import kb as kb_commands
+from agents.cli import onboard as onboard_command
 from agents.cli.common import SettingsInvalid, group, settings
 from agents.errors import TriageError
 from kb.loader import KbError
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parsers(ev, settings)  # eval retrieval, eval classify
     harness.add_parsers(ev, sub, settings)  # eval run, eval gate, eval report, bench
     train.add_parsers(sub, settings)
+    onboard_command.add_parsers(sub, settings)  # onboard: a helpdesk from one export file
     serve.add_parsers(sub, settings)
     ticket.add_parsers(sub, settings)
     digest.add_parsers(sub, settings)  # digest, scheduler, demo seed

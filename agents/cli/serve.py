@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     from agents.store.tickets import Store
     from agents.web.auth import KeyRing
 
-    for name in ("data_dir", "embedder"):  # the server process builds its Settings from the environment
+    for name in ("data_dir", "embedder", "config_dir"):  # the server process builds its Settings from the environment
         if getattr(args, name, None):
             os.environ[f"TRIAGE_{name.upper()}"] = str(getattr(args, name))
     settings = settings_fn(args)
@@ -84,6 +84,7 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "triage serve",
         "triage serve --host 0.0.0.0 --port 8080 --data-dir /srv/triage",
         "TRIAGE_EMBEDDER=hashing triage serve --port 8001",
+        "triage serve --config /srv/helpdesk     # a helpdesk written by `triage onboard --out /srv/helpdesk`",
         more="The first start trains the models (with a progress bar) and prints an admin API key once;\n"
         "`triage keys create` makes more keys. The API docs are at http://HOST:PORT/docs.",
     )

@@ -1,0 +1,1 @@
+"""`triage onboard`: a working helpdesk configuration (KB, training tickets, report) from one export file."""
