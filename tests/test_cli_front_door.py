@@ -287,7 +287,9 @@ def test_the_first_start_of_serve_trains_with_a_progress_bar(
         assert httpx.get(f"{first.url}/v1/tickets", headers={"X-API-Key": secret}).status_code == 200
     finally:
         first.stop()
-    assert (data_dir / "models" / "manifest.json").is_file()
+    from agents.models.versions import current_model_dir  # the model folder a start loads (models/versions/...)
+
+    assert (current_model_dir(data_dir / "models") / "manifest.json").is_file()
     second = ServerProcess(data_dir, tmp_path / "second.log", env=env).start(timeout=60)
     try:
         assert "training on" not in second.output() and second.printed_keys() == []  # loads what the first saved

@@ -210,25 +210,32 @@ def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir:
 
 @pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_models_saved_in_an_older_format_are_retrained_at_start_not_refused(data_dir: Path, caplog) -> None:
-    manifest_path = data_dir / "models" / "manifest.json"
+    from agents.models.versions import current_model_dir  # the model folder a start loads (models/versions/...)
+
+    manifest_path = current_model_dir(data_dir / "models") / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["format"] = "triage-models.v2"
     manifest_path.write_text(json.dumps(manifest))
     with caplog.at_level("WARNING", logger="agents.app"):
         service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
     assert "saved as format 'triage-models.v2'" in caplog.text and "retraining" in caplog.text
-    assert json.loads(manifest_path.read_text())["format"] == "triage-models.v3"
+    assert json.loads((current_model_dir(data_dir / "models") / "manifest.json").read_text())["format"] == (
+        "triage-models.v3"
+    )
     assert service.triage(TICKET).category in service.kb.taxonomy.category_ids
 
 
 @pytest.mark.slow  # a real process or a retrain: `make test` only
 def test_models_trained_with_another_embedder_are_retrained_at_start(data_dir: Path, caplog) -> None:
-    manifest_path = data_dir / "models" / "manifest.json"
+    from agents.models.versions import current_model_dir  # the model folder a start loads (models/versions/...)
+
+    manifest_path = current_model_dir(data_dir / "models") / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["embedder"] = "hashing-256-3"  # as if TRIAGE_EMBEDDER had changed since the models were saved
     manifest_path.write_text(json.dumps(manifest))
     with caplog.at_level("WARNING", logger="agents.app"):
         service = build_service(settings(data_dir, policy="classical_only", train_folds=3))
     assert "trained with embedder 'hashing-256-3'" in caplog.text and "retraining" in caplog.text
+    manifest_path = current_model_dir(data_dir / "models") / "manifest.json"  # the version trained at start
     assert json.loads(manifest_path.read_text())["embedder"] == service.embedder.name == "hashing-512-3"
     assert service.triage(TICKET).category in service.kb.taxonomy.category_ids

@@ -17,6 +17,8 @@ from agents.classical.calibration import ThresholdChoice, choose_threshold
 from agents.classical.text_models import EnsembleClassifier, tfidf_features
 from agents.errors import DataError, ModelNotTrained
 from agents.jsonl import read_jsonl
+from agents.models.records import TrainingData, VersionRecord, figures_from
+from agents.models.versions import VersionStore, file_digest
 from agents.route import Router
 from agents.settings import DEFAULT_MEMBERS, Settings
 from agents.similar import TicketMemory
@@ -167,9 +169,11 @@ def load_models(path: Path, embedder: Embedder) -> TriageModels:
 
 
 def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, progress: bool = False) -> TriageModels:
-    """The saved models; on first start (or when they are unusable) trained on `settings.training_data` and saved."""
+    """The current model version (models/current.json; a folder saved before versions is adopted as one); on first
+    start, or when it is unusable, models trained on `settings.training_data` and saved as a new current version."""
+    versions = VersionStore(settings.model_dir)
     try:
-        return load_models(settings.model_dir, embedder)
+        return load_models(versions.current_model_dir(), embedder)
     except ModelNotTrained as exc:
         if exc.reason:  # an older format or another embedder: retrain rather than refuse to start
             log.warning(
@@ -179,8 +183,9 @@ def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, 
             )
         else:
             log.info("no saved models: training on %s", settings.training_data)
+    rows = read_jsonl(settings.training_data)
     models = train_models(
-        read_jsonl(settings.training_data),
+        rows,
         embedder,
         kb,
         target=settings.precision_target,
@@ -188,5 +193,16 @@ def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, 
         members=settings.members,
         progress=progress,
     )
-    save_models(models, settings.model_dir)
+    record = VersionRecord(
+        source="first-start",
+        embedder=models.embedder_name,
+        members=settings.members,
+        data=TrainingData(
+            source_file=str(settings.training_data),
+            source_rows=len(rows),
+            source_sha256=file_digest(settings.training_data),
+        ),
+        figures=figures_from(models.thresholds),
+    )
+    versions.create(lambda out: save_models(models, out), record, make_current=True)
     return models

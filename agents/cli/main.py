@@ -11,7 +11,9 @@ from typing import Any, NoReturn
 
 from agents.cli import ask, digest, evaluate, harness, keys, label, serve, ticket, train
 from agents.cli import kb as kb_commands
+from agents.cli import models as model_commands
 from agents.cli import onboard as onboard_command
+from agents.cli import retrain as retrain_command
 from agents.cli.common import SettingsInvalid, group, settings
 from agents.errors import TriageError
 from kb.loader import KbError
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_parsers(sub, settings)  # predict
     ask.add_parsers(sub, ev, settings)  # ask, eval answers, eval owners
     keys.add_parsers(sub, settings)  # keys create, keys list, keys revoke
+    model_commands.add_parsers(sub, settings)  # models list, models promote, models rollback
+    retrain_command.add_parsers(sub, settings)  # retrain: a candidate behind the gate
     return parser
 
 

@@ -30,12 +30,13 @@ def train_first(settings: Settings) -> bool:
     from agents.classical.artifacts import read_manifest
     from agents.classical.training import FORMAT, load_or_train
     from agents.errors import ModelNotTrained
+    from agents.models.versions import current_model_dir
     from kb.loader import load_kb
     from retrieval.factory import make_embedder
 
     embedder = make_embedder(settings.embedder, settings.embed_precision)  # cheap: weights load on first use
     try:
-        if read_manifest(settings.model_dir, FORMAT).get("embedder") == embedder.name:
+        if read_manifest(current_model_dir(settings.model_dir), FORMAT).get("embedder") == embedder.name:
             return False
     except ModelNotTrained as exc:
         if not exc.reason:  # else load_or_train says why it retrains

@@ -32,6 +32,9 @@ def check_triage_data(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     from agents.classical.training import save_models, train_models
     from agents.jsonl import read_jsonl
+    from agents.models.records import TrainingData, VersionRecord, figures_from
+    from agents.models.reviewed import ReviewedTicket, last_feedback_id
+    from agents.models.versions import VersionStore, file_digest
     from kb.loader import load_kb
     from retrieval.factory import make_embedder
 
@@ -41,36 +44,58 @@ def cmd_train(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
 
         return cmd_train_labels(args, settings)
     check_triage_data(args)
-    rows = read_jsonl(Path(args.data)) if args.data else read_jsonl(settings.training_data)
+    source = Path(args.data) if args.data else settings.training_data
+    original = read_jsonl(source)
+    reviewed: list[ReviewedTicket] = []
     if args.with_feedback:
-        from agents.store.review import feedback_training_rows
+        from agents.models.reviewed import reviewed_tickets
         from agents.store.tickets import Store
 
         store = Store.open(settings.data_dir, settings.database_url)
         try:
-            reviewed = feedback_training_rows(store)
+            reviewed = reviewed_tickets(store)
         finally:
             store.close()
-        print(f"adding {len(reviewed)} ticket(s) people reviewed (POST /v1/feedback) to {len(rows)} rows")
-        rows = rows + reviewed
+        print(f"adding {len(reviewed)} ticket(s) people reviewed (POST /v1/feedback) to {len(original)} rows")
+    rows = original + [t.row for t in reviewed]
     embedder = make_embedder(settings.embedder, settings.embed_precision)
+    members = args.members or settings.members
     models = train_models(
         rows,
         embedder,
         load_kb(settings.kb_dir),
         target=settings.precision_target,
         folds=settings.train_folds,
-        members=settings.members,
+        members=members,
         progress=not args.quiet,
     )
-    out = Path(args.out) if args.out else settings.model_dir
-    save_models(models, out)
     for name, choice in models.thresholds.items():
         print(
             f"{name:9s} threshold={choice.threshold:.3f} held-out precision={choice.precision:.3f} "
             f"coverage={choice.coverage:.3f}"
         )
-    print(f"trained on {len(rows)} tickets in {models.info['seconds']} s; saved to {out}")
+    if args.out:  # a plain model folder, outside the versions
+        save_models(models, Path(args.out))
+        print(f"trained on {len(rows)} tickets in {models.info['seconds']} s; saved to {args.out}")
+        return 0
+    record = VersionRecord(
+        source="train",
+        embedder=models.embedder_name,
+        members=members,
+        data=TrainingData(
+            source_file=str(source),
+            source_rows=len(original),
+            source_sha256=file_digest(source),
+            reviewed_rows=len(reviewed),
+            last_feedback_id=last_feedback_id(reviewed),
+        ),
+        figures=figures_from(models.thresholds),
+    )
+    saved = VersionStore(settings.model_dir).create(lambda out: save_models(models, out), record, make_current=True)
+    print(
+        f"trained on {len(rows)} tickets in {models.info['seconds']} s; saved as version {saved.id}, now current "
+        f"in {settings.model_dir} (a running server loads it at its next start; `triage models rollback` undoes)"
+    )
     return 0
 
 
@@ -82,15 +107,21 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "triage train                                   # the demo tickets, into the data folder",
         "triage train --data tickets.jsonl --with-feedback",
         "triage train --data queues.csv --text-col title --text-col body --label-col queue --out data/queue-model",
-        more="Without --label-col: category, priority and team models from JSONL tickets, saved where `triage serve`\n"
-        "loads them. With --label-col: one classifier for that column of a CSV, TSV, JSONL or zip (see predict).",
+        more="Without --label-col: category, priority and team models from JSONL tickets, saved as a new model\n"
+        "version and made current (`triage models list`); a running server loads it at its next start. No gate:\n"
+        "see `triage retrain` for a candidate that replaces the current models only if it is not worse.\n"
+        "With --label-col: one classifier for that column of a CSV, TSV, JSONL or zip (see predict).",
     )
     p.add_argument("--data", help="JSONL with title, body, category, priority, team (default: TRIAGE_TRAINING_DATA)")
     p.add_argument("--text-col", action="append", help="with --label-col: text column(s) of a CSV, JSONL or zip")
     p.add_argument("--label-col", help="train one classifier for this column instead of the triage models")
     p.add_argument("--members", help=MEMBERS_HELP)
     add_embedder(p)
-    p.add_argument("--out", help="folder to save to (default: the data folder's models/; needed with --label-col)")
+    p.add_argument(
+        "--out",
+        help="a plain folder to save to, outside the versions (default: a new current version in the data folder's "
+        "models/; needed with --label-col)",
+    )
     add_data_dir(p)
     p.add_argument("--with-feedback", action="store_true", help="add tickets people corrected or accepted")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

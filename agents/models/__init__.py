@@ -1,0 +1,1 @@
+"""Versioned model artefacts: immutable version folders, the current pointer, and the retrain gate."""
