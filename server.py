@@ -30,6 +30,7 @@ from agents.web.desk import Desk
 from agents.web.errors import ApiError, BodyLimit, install_error_handlers
 from agents.web.gating import build_gate
 from agents.web.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
+from agents.workers.queues import TicketQueue
 
 if TYPE_CHECKING:
     from agents.answers.answer import Answerer
@@ -61,7 +62,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "the request body is over the size limit",
         422: "the request does not match the schema, or names a label outside the taxonomy",
         429: "rate limit of the key reached; see Retry-After",
-        503: "the shared rate limiter (Redis) cannot be reached; see Retry-After",
+        503: "the shared rate limiter (Redis) or the task queue cannot be reached; see Retry-After",
     }.items()
 }
 
@@ -142,7 +143,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         breaker = parts.breaker
         metrics.breaker_state = lambda: str(breaker.state)
         metrics.ticket_counts = store.count_by_status
-        desk = Desk(store, parts.service, metrics)
+        desk = Desk(store, parts.service, metrics, queue=TicketQueue.from_settings(settings))
         keys = KeyRing(store)
         gate = build_gate(settings, keys)
         if settings.auth_dev_mode:
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             await desk.batcher.stop()
+            if isinstance(desk.queue, TicketQueue):
+                desk.queue.close()
             store.close()
 
     app = FastAPI(
@@ -190,6 +193,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 
 REPLAY: dict[str, Any] = {"description": "a replay of an earlier request with the same Idempotency-Key"}
+QUEUED: dict[str, Any] = {"description": "stored as received and queued for a worker (TRIAGE_BROKER_URL set)"}
 IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 TriageKey = Annotated[Principal, need("triage")]
 
@@ -236,7 +240,12 @@ def add_api_routes(app: FastAPI) -> None:
         check_batch(len(batch.tickets), core(request).settings.max_batch)
         return TriageBatchOut(results=await core(request).desk.triage(batch.tickets))
 
-    @app.post("/v1/tickets", tags=["tickets"], status_code=201, responses={200: REPLAY | {"model": TicketRecord}})
+    @app.post(
+        "/v1/tickets",
+        tags=["tickets"],
+        status_code=201,
+        responses={200: REPLAY | {"model": TicketRecord}, 202: QUEUED | {"model": TicketRecord}},
+    )
     async def create_ticket(
         request: Request, response: Response, ticket: Ticket, who: TriageKey, key: IdemHeader = None
     ) -> TicketRecord:
@@ -245,9 +254,16 @@ def add_api_routes(app: FastAPI) -> None:
         )
         if replay:
             response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        elif core(request).desk.queue is not None:
+            response.status_code = 202
         return records[0]
 
-    @app.post("/v1/tickets/batch", tags=["tickets"], status_code=201, responses={200: REPLAY | {"model": TicketsOut}})
+    @app.post(
+        "/v1/tickets/batch",
+        tags=["tickets"],
+        status_code=201,
+        responses={200: REPLAY | {"model": TicketsOut}, 202: QUEUED | {"model": TicketsOut}},
+    )
     async def create_tickets(
         request: Request, response: Response, batch: TicketBatch, who: TriageKey, key: IdemHeader = None
     ) -> TicketsOut:
@@ -257,6 +273,8 @@ def add_api_routes(app: FastAPI) -> None:
         )
         if replay:
             response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        elif core(request).desk.queue is not None:
+            response.status_code = 202
         return TicketsOut(tickets=records)
 
     @app.get("/v1/tickets", tags=["tickets"], dependencies=[need("read")])

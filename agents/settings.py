@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     # across replicas (agents/web/limits.py); None: per process. Redis down: requests get 503 with Retry-After
     redis_url: str | None = Field(default=None, repr=False)
     redis_namespace: str = Field(default="triage", min_length=1)  # prefix of every Redis key (tests isolate by it)
+    # queued triage (agents/workers/, `triage worker`): with a broker URL (redis://... or amqp://...) intake commits
+    # the ticket as received and enqueues it for a Celery worker; None: triaged in the API process, as before
+    broker_url: str | None = Field(default=None, repr=False)
+    worker_concurrency: int = Field(default=1, ge=1)  # processes per `triage worker` (1: no fork, the solo pool)
+    worker_max_retries: int = Field(default=5, ge=0)  # then the ticket is `dead` with its last error
+    worker_retry_backoff: float = Field(default=2.0, gt=0)  # seconds before the first retry, doubled each time
+    worker_retry_backoff_max: float = Field(default=300.0, gt=0)
+    # Redis redelivers a task whose worker died once it is unacknowledged this long (no effect on RabbitMQ,
+    # which redelivers when the connection drops); a ticket claimed by a worker is its own for claim_lease seconds
+    worker_visibility_timeout: float = Field(default=3600.0, gt=0)
+    worker_claim_lease: float = Field(default=300.0, gt=0)
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other

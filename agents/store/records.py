@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.types import Ticket, TriageResult
 
-Status = Literal["received", "triaged", "failed", "in_progress", "waiting", "resolved", "closed"]
+# dead: a queued triage that failed on every retry (agents/workers/), with its last error; `triage worker replay`
+Status = Literal["received", "triaged", "failed", "dead", "in_progress", "waiting", "resolved", "closed"]
 WorkStatus = Literal["triaged", "in_progress", "waiting", "resolved", "closed"]
 FieldName = Literal["category", "priority", "team"]
 FIELDS: tuple[FieldName, ...] = ("category", "priority", "team")
@@ -64,6 +65,15 @@ class OpenTicket(_Model):
     title: str
     assignee: str | None = None
     team: str | None = None
+
+
+class Claim(_Model):
+    """What a queued task may triage now (Store.claim_ids): the tickets it claimed, and those another claimer
+    holds, with the seconds until the first of those leases ends."""
+
+    claimed: list[TicketRecord] = []
+    busy: list[str] = []
+    wait: float = 0.0
 
 
 class TicketPage(_Model):

@@ -24,7 +24,7 @@ from agents.store.db import (  # noqa: F401  (re-exported: the store's public na
     make_engine,
     utcnow,
 )
-from agents.store.records import AuditEntry, OpenTicket, TicketRecord
+from agents.store.records import AuditEntry, Claim, OpenTicket, TicketRecord
 from agents.store.tables import AuditRow, TicketRow
 from agents.types import Ticket, TriageResult
 
@@ -257,6 +257,75 @@ class Store:
             claimed = [to_record(r) for r in rows if r.status == "received"]
             if claimed or not rows:
                 return claimed
+
+    # --- queued triage (agents/workers/): a claim per ticket id, the dead letter and its replay -------------------
+
+    def claim_ids(self, ticket_ids: builtins.list[str], max_attempts: int) -> Claim:
+        """Claim these tickets for one queued task. A ticket still `received` and not held by another claimer
+        (a claim within `claim_lease`) is stamped and its attempt counted; one already claimed `max_attempts` times
+        is `dead` instead. Tickets triaged, dead or unknown are left out: there is nothing left to do for them."""
+        now, claim = self.clock(), Claim()
+        query = (
+            select(TicketRow)
+            .where(TicketRow.id.in_(ticket_ids), TicketRow.status == "received")
+            .order_by(TicketRow.id)
+            .with_for_update()
+        )
+        with self.write() as session:
+            for row in session.scalars(query):
+                held = (as_utc(row.updated_at) + self.claim_lease - now).total_seconds()
+                if row.attempts and held > 0:
+                    claim.busy.append(row.id)
+                    claim.wait = min(claim.wait or held, held)
+                elif row.attempts >= max_attempts:
+                    row.status, row.needs_human, row.updated_at = "dead", True, now
+                    row.error = f"triage did not finish after {max_attempts} attempts"
+                else:
+                    row.attempts += 1
+                    row.updated_at = now
+                    claim.claimed.append(to_record(row))
+        return claim
+
+    def release_ids(self, ticket_ids: builtins.list[str]) -> None:
+        """Give back claims of tickets still `received` (their triage failed and will be retried): claimable now."""
+        query = select(TicketRow).where(TicketRow.id.in_(ticket_ids), TicketRow.status == "received").with_for_update()
+        with self.write() as session:
+            for row in session.scalars(query.order_by(TicketRow.id)):
+                row.updated_at = self.clock() - self.claim_lease
+
+    def mark_dead(self, errors: dict[str, str]) -> int:
+        """The dead letter: tickets still `received` whose queued triage failed on every retry, with the last
+        error (audited); returns how many. A ticket triaged meanwhile is left alone."""
+        query = select(TicketRow).where(TicketRow.id.in_(list(errors)), TicketRow.status == "received")
+        dead = 0
+        with self.write() as session:
+            for row in session.scalars(query.order_by(TicketRow.id).with_for_update()):
+                row.status, row.needs_human, row.updated_at = "dead", True, self.clock()
+                row.error = errors[row.id][:2000]
+                session.add(
+                    self.audit_row(
+                        AuditEntry(kind="dead", actor="worker", ticket_id=row.id, detail={"error": row.error})
+                    )
+                )
+                dead += 1
+        return dead
+
+    def revive_dead(self, ticket_ids: builtins.list[str], actor: str) -> builtins.list[str]:
+        """Dead tickets back to `received` with a fresh count of attempts (audited), to be queued again; returns
+        the ids revived (ids not dead are left out)."""
+        query = select(TicketRow).where(TicketRow.id.in_(ticket_ids), TicketRow.status == "dead")
+        revived = []
+        with self.write() as session:
+            for row in session.scalars(query.order_by(TicketRow.id).with_for_update()):
+                session.add(
+                    self.audit_row(
+                        AuditEntry(kind="replay", actor=actor, ticket_id=row.id, detail={"error": row.error})
+                    )
+                )
+                row.status, row.attempts, row.error, row.needs_human = "received", 0, None, False
+                row.updated_at = self.clock()
+                revived.append(row.id)
+        return revived
 
     def get(self, ticket_id: str) -> TicketRecord:
         with self.read() as session:

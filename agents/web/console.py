@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from agents.store.records import FIELDS
+from agents.store.records import FIELDS, Status
 from agents.store.review import allowed_labels
 
 HERE = Path(__file__).resolve().parent
@@ -49,9 +49,9 @@ def console_router(need: Callable[[Any], Any], *, dev_mode: bool, ask: bool = Fa
         )
 
     @router.get("/console/queue", response_class=HTMLResponse, dependencies=[need("read")])
-    async def queue(request: Request, limit: int = 25) -> HTMLResponse:
-        store = request.app.state.core.store
-        items, total = await asyncio.to_thread(store.list, {}, max(1, min(limit, 100)), 0)
+    async def queue(request: Request, limit: int = 25, status: Status | None = None) -> HTMLResponse:
+        store = request.app.state.core.store  # ?status=dead: the dead letter of queued triage (agents/workers/)
+        items, total = await asyncio.to_thread(store.list, {"status": status}, max(1, min(limit, 100)), 0)
         return render(request, "_queue.html", items=items, total=total)
 
     @router.get("/console/digest", response_class=HTMLResponse, dependencies=[need("read")])

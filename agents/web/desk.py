@@ -1,4 +1,4 @@
-"""The intake desk: commit a ticket as `received`, triage it, commit the result; and recover what a crash left."""
+"""The intake desk: commit a ticket as `received`, triage it (or queue it), commit the result; recover crashes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from agents.store.records import TicketRecord
 from agents.store.tickets import Store, llm_audit
 from agents.types import Ticket, TriageResult
 from agents.web.batching import MicroBatcher
+from agents.web.errors import ApiError
 from agents.web.metrics import ServiceMetrics
+from agents.workers.queues import QueueUnavailable
 
 log = logging.getLogger(__name__)
 CHUNK = 32
@@ -20,6 +22,12 @@ MAX_ATTEMPTS = 3
 
 class Triager(Protocol):
     def triage_batch(self, tickets: list[Ticket]) -> list[TriageResult]: ...
+
+
+class Enqueuer(Protocol):
+    """Where stored tickets go when a worker triages them (agents/workers/queues.py TicketQueue)."""
+
+    def enqueue(self, ticket_ids: Sequence[str]) -> int: ...
 
 
 def as_ticket(record: TicketRecord) -> Ticket:
@@ -51,8 +59,10 @@ class Desk:
         chunk: int = CHUNK,
         max_batch_wait: float = 0.0,
         workers: int = 1,
+        queue: Enqueuer | None = None,
     ) -> None:
         self.store, self.service, self.metrics, self.chunk = store, service, metrics, chunk
+        self.queue = queue  # with a broker (TRIAGE_BROKER_URL), stored tickets are queued for workers instead
         self.batcher: MicroBatcher[Ticket, TriageResult] = MicroBatcher(
             self.triage_now, max_batch=chunk, max_wait=max_batch_wait, workers=workers
         )
@@ -80,14 +90,19 @@ class Desk:
     async def submit(
         self, tickets: list[Ticket], idempotency_key: str | None, body_hash: str | None, scope: str, batch: bool
     ) -> tuple[list[TicketRecord], bool]:
-        """Store (committed), then triage and store each chunk's results; returns the records and whether the
-        request was a replay of an idempotency key."""
+        """Store (committed), then triage and store each chunk's results, or with a queue send the ids to the
+        workers (the records stay `received`); returns the records and whether the request was a replay of an
+        idempotency key."""
         records, replay = await asyncio.to_thread(
             self.store.create, tickets, idempotency_key, body_hash, scope=scope, batch=batch
         )
         pending = [r for r in records if r.status == "received"]
         if replay and pending:  # the first attempt died mid-way: finish its work now
             log.info("idempotent replay finds %d ticket(s) still received", len(pending))
+        if self.queue is not None:
+            if pending:
+                await asyncio.to_thread(self.enqueue, [r.id for r in pending])
+            return records, replay
         for part in chunks(pending, self.chunk):
             await self._triage_stored(list(part))
         if not pending:
@@ -109,8 +124,40 @@ class Desk:
     def _reload(self, ids: list[str]) -> list[TicketRecord]:
         return [self.store.get(i) for i in ids]
 
+    def enqueue(self, ticket_ids: list[str]) -> None:
+        """Blocking: queue stored tickets; a broker that cannot take them is a 503 (the tickets stay `received`: a
+        retry with the same Idempotency-Key queues them, and so does the next start of a replica)."""
+        assert self.queue is not None
+        try:
+            self.queue.enqueue(ticket_ids)
+        except QueueUnavailable as exc:
+            raise ApiError(
+                503,
+                "queue_unavailable",
+                f"{len(ticket_ids)} ticket(s) stored as received but not queued: {exc}; retry with the same "
+                "Idempotency-Key",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from exc
+
+    def requeue_received(self) -> int:
+        """Blocking: send every ticket still `received` to the queue again (a task per ticket is idempotent, so
+        one already queued costs a no-op); returns how many, 0 when the broker cannot be reached (logged)."""
+        assert self.queue is not None
+        ids: list[str] = []
+        while page := self.store.list({"status": "received"}, 1000, len(ids))[0]:
+            ids.extend(r.id for r in page)
+        try:
+            self.queue.enqueue(ids)
+        except QueueUnavailable as exc:
+            log.warning("%d ticket(s) left received are not queued again: %s", len(ids), exc)
+            return 0
+        return len(ids)
+
     def recover(self, progress: Callable[[int], None] | None = None) -> int:
-        """Blocking, at start-up: triage every ticket a crash left `received`; returns how many were saved."""
+        """Blocking, at start-up: triage every ticket a crash left `received` (with a queue: queue them again);
+        returns how many were saved (queued)."""
+        if self.queue is not None:
+            return self.requeue_received()
         saved = 0
         while batch := self.store.claim_received(self.chunk, MAX_ATTEMPTS):
             try:
