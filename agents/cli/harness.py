@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.cli import new_categories
 from agents.cli.common import SettingsFn, add_embedder, command
 from evals.commands import bench, eval_gate, eval_report, eval_run
 
 
 def add_parsers(ev: Any, sub: Any, settings_fn: SettingsFn) -> None:
     """`run`, `gate` and `report` under `triage eval`; `bench` at the top level."""
+    new_categories.add_parsers(ev, settings_fn)  # eval new-categories: held-out labels (evals/new_categories.py)
     p = command(
         ev,
         "run",

@@ -27,6 +27,7 @@ from agents.digest.render import template_narrative
 from agents.digest.sla import is_open, last_activity, resolved_at, skip_reason, sla_view
 from agents.digest.themes import ThemeFinder
 from agents.errors import InvalidModelOutput, TriageError
+from agents.novelty.models import NewCategory
 from agents.route import ServiceMatcher
 from kb.loader import KnowledgeBase
 
@@ -126,6 +127,7 @@ class DigestBuilder:
             teams=team_digests,
             themes=self.themes.find(in_window, self.services, self.service_names) if self.themes else [],
             ai_health=self._health(triaged, verdicts),
+            new_categories=self._new_categories(data.new_categories, team),
             open_trend=self._trend(known, teams, at),
             narrative="",
             narrative_by="template",
@@ -270,6 +272,11 @@ class DigestBuilder:
             corrected=corrected,
             precision=_ratio(accepted, accepted + corrected),
         )
+
+    def _new_categories(self, found: list[NewCategory], team: str | None) -> list[NewCategory]:
+        """The growing ones; a team's digest shows those whose tickets were mostly predicted for that team."""
+        growing = [c for c in found if c.growing]
+        return growing if team is None else [c for c in growing if next(iter(c.teams), None) == team]
 
     def _trend(self, tickets: list[DigestTicket], teams: list[str], at: datetime) -> list[TrendPoint]:
         points = []

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.digest.models import Digest
-from agents.digest.render import LISTS, duration, health_lines, list_title, local, quiet_line, stamp, team_summary
+from agents.digest.render import (
+    LISTS,
+    duration,
+    health_lines,
+    list_title,
+    local,
+    new_category_lines,
+    quiet_line,
+    stamp,
+    team_summary,
+)
 from agents.digest.render import totals_line as totals
 
 PALETTE = (
@@ -114,7 +124,8 @@ h3{margin:1.2em 0 .3em} ul{margin:.2em 0 .6em;padding-left:1.2em} code{font-size
 {% endfor %}
 <ul class="quiet">{% for t in d.teams if t.quiet %}<li><strong>{{ t.name }}</strong>: {{ quiet_line(t) }}</li>
 {% endfor %}</ul>
-<h2>AI health</h2><ul>{% for line in health %}<li>{{ line }}</li>{% endfor %}</ul>
+<h2>AI health</h2><ul>{% for line in health %}<li>{{ line }}</li>{% endfor %}
+{% for line in new_categories %}<li>{{ line }}</li>{% endfor %}</ul>
 {% if d.skipped.total %}<h2>Skipped</h2><ul>{% for reason, n in d.skipped.by_reason.items() %}
 <li>{{ reason }}: {{ n }} (e.g. {{ d.skipped.examples.get(reason, []) | join(", ") }})</li>{% endfor %}</ul>{% endif %}
 </body></html>
@@ -137,5 +148,6 @@ def to_html(d: Digest) -> str:
         quiet_line=quiet_line,
         lists=[(key, list_title(title, d), unit) for key, title, unit in LISTS],
         health=health_lines(d),
+        new_categories=new_category_lines(d, str, str),
         c=chart(d),
     )

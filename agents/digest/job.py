@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.classical.calibration import ThresholdChoice
 from agents.digest.builder import DigestBuilder, NarrativeWriter
 from agents.digest.formats import render
 from agents.digest.models import Digest
@@ -17,6 +19,8 @@ from agents.digest.store import load_digest_input
 from agents.digest.themes import ThemeFinder, ThemeNamer, VectorCache
 from agents.digest.webhook import WebhookFailed, WebhookPoster
 from agents.errors import TriageError
+from agents.novelty.clusters import default_distance
+from agents.novelty.reader import find_new_categories, saved_thresholds
 from agents.settings import Settings
 from agents.store.tickets import Store
 from kb.loader import KnowledgeBase
@@ -61,7 +65,10 @@ def build_digest(
     timezone: str | None = None,
     namer: ThemeNamer | None = None,
     writer: NarrativeWriter | None = None,
+    thresholds: Mapping[str, ThresholdChoice] | None = None,
 ) -> Digest:
+    """The digest of the 24 hours to `at`; with an embedder, recurring themes, and with the models' `thresholds`
+    too, possible new categories (clusters of the last 14 days' tickets every topic field abstained on)."""
     if team is not None and team not in kb.teams:
         raise UnknownTeam(team, sorted(kb.teams))
     at = at or now
@@ -76,7 +83,13 @@ def build_digest(
         writer=writer,
         timezone=timezone or settings.digest_timezone,
     )
-    digest = builder.build(load_digest_input(store, at, window=window), now=now, at=at, team=team)
+    data = load_digest_input(store, at, window=window)
+    if embedder is not None and thresholds is not None:
+        found = find_new_categories(
+            store, embedder, thresholds, now=at, cache=cache, distance=default_distance(embedder.name)
+        )
+        data = data.model_copy(update={"new_categories": found})
+    digest = builder.build(data, now=now, at=at, team=team)
     if cache is not None:
         cache.save()
     return digest
@@ -183,4 +196,5 @@ def digest_from_settings(
         at=at,
         team=team,
         timezone=timezone,
+        thresholds=saved_thresholds(settings.model_dir),
     )

@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.novelty.models import NewCategory
 from agents.types import ticket_text
 
-DIGEST_VERSION = "digest.v2"  # v2: each ticket once, lists complete in JSON, reviewed/accepted counts
+DIGEST_VERSION = "digest.v3"  # v2: each ticket once, lists complete in JSON, review counts; v3: new categories
 NO_TEAM = "unrouted"
 
 
@@ -87,6 +88,7 @@ class DigestInput(_Model):
     tickets: list[DigestTicket] = []
     verdicts: list[Verdict] = []
     reopened: list[Reopened] = []
+    new_categories: list[NewCategory] = Field(default=[], description="clusters of abstained tickets (agents/novelty)")
 
 
 # --- output ----------------------------------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ class Digest(_Model):
     teams: list[TeamDigest]
     themes: list[Theme]
     ai_health: AiHealth
+    new_categories: list[NewCategory] = Field(default=[], description="growing clusters of tickets no known label fits")
     open_trend: list[TrendPoint]
     narrative: str
     narrative_by: str
@@ -207,5 +210,12 @@ class Digest(_Model):
     params: DigestParams
 
     def facts(self) -> dict[str, Any]:
-        """The numbers without the prose (what tests and LLM writers compare and read)."""
-        return self.model_dump(mode="json", exclude={"narrative", "narrative_by", "generated_at"})
+        """The numbers without the prose (what tests and LLM writers compare and read); a new category keeps its
+        size, growth and words, not its examples' titles or its every ticket id."""
+        exclude: Any = {
+            "narrative": True,
+            "narrative_by": True,
+            "generated_at": True,
+            "new_categories": {"__all__": {"examples", "ticket_ids"}},
+        }
+        return self.model_dump(mode="json", exclude=exclude)

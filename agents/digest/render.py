@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents.digest.models import Digest, TeamDigest, TicketList
+from agents.novelty.models import NewCategory
 
 Escape = Callable[[str], str]
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
@@ -19,6 +20,8 @@ LISTS = (
 )  # the order of urgency: a ticket shows in the first list that applies (see DigestBuilder)
 MORE = "... and {n} more (console / JSON has all)"
 MD_THEMES = 3  # themes shown in Markdown (the JSON and HTML have all)
+MD_NEW_CATEGORIES = 3  # possible new categories shown in Markdown and HTML (the JSON has all)
+EXAMPLE_CHARS = 48  # of an example ticket's title on a new-category line
 
 
 def md_escape(text: str) -> str:
@@ -97,6 +100,26 @@ def health_lines(d: Digest) -> list[str]:
         f"Fallback rate: {percent(h.fallback_rate)} ({h.fallbacks} of {h.triaged})",
         review_line(d),
     ]
+
+
+def new_category_line(c: NewCategory, esc: Escape, code: Escape) -> str:
+    """One line: "Possible new category: N tickets about <words> (growth); e.g. <id> <title>; ..."."""
+    examples = "; ".join(f"{code(e.id)} {esc(_cut(e.title, EXAMPLE_CHARS))}" for e in c.examples)
+    return (
+        f"Possible new category: {count(c.size, 'ticket')} about {esc(c.about)} ({c.recent} in the last "
+        f"{c.growth_days} days, {c.previous} the {c.growth_days} before)" + (f"; e.g. {examples}" if examples else "")
+    )
+
+
+def new_category_lines(d: Digest, esc: Escape, code: Escape) -> list[str]:
+    shown = [new_category_line(c, esc, code) for c in d.new_categories[:MD_NEW_CATEGORIES]]
+    more = len(d.new_categories) - len(shown)
+    return shown + ([f"... and {more} more possible new categories (JSON has all)"] if more > 0 else [])
+
+
+def _cut(text: str, limit: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def count(n: int, noun: str) -> str:
@@ -183,6 +206,7 @@ def to_markdown(d: Digest, esc: Escape = md_escape) -> str:
         out.append("")
         out += [f"- **{esc(t.name)}**: {quiet_line(t)}" for t in quiet]
     out += ["", "## AI health", *[f"- {line}" for line in health_lines(d)]]
+    out += [f"- {line}" for line in new_category_lines(d, esc, lambda x: f"`{x}`")]
     if d.skipped.total:
         reasons = "; ".join(
             f"{r}: {n} (e.g. {', '.join(d.skipped.examples.get(r, []))})" for r, n in d.skipped.by_reason.items()

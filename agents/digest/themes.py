@@ -43,10 +43,15 @@ def clip(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit + 1].rsplit(" ", 1)[0][:limit]
 
 
-def top_terms(tfidf: np.ndarray, present: np.ndarray, vocabulary: np.ndarray, k: int) -> list[str]:
+def top_terms(
+    tfidf: np.ndarray, present: np.ndarray, vocabulary: np.ndarray, k: int, background: np.ndarray | None = None
+) -> list[str]:
     """Terms that are both heavy and shared in the cluster: mean TF-IDF x share of its tickets with the term.
+    With `background` (per term, the share of the other tickets that have it) the share counts only as far as it
+    exceeds the background's: words everyone uses drop out, the cluster's own words stay.
     A word already inside a chosen phrase is not repeated."""
-    score = tfidf.mean(axis=0) * present.mean(axis=0)
+    share = present.mean(axis=0)
+    score = tfidf.mean(axis=0) * (share if background is None else share - background)
     chosen: list[str] = []
     for index in np.argsort(-score, kind="stable"):
         if score[index] <= 0 or len(chosen) == k:
@@ -97,6 +102,19 @@ class VectorCache:
         os.replace(tmp, self.path)
 
 
+def embed_once(embedder: Embedder, texts: list[str], cache: VectorCache | None = None) -> np.ndarray:
+    """One vector per text; each distinct text is embedded once (and not at all when the cache has it)."""
+    unique = list(dict.fromkeys(texts))
+    known = cache.get(embedder.name, unique) if cache is not None else {}
+    missing = [t for t in unique if t not in known]
+    if missing:
+        fresh = dict(zip(missing, embedder.embed(missing), strict=True))
+        known.update(fresh)
+        if cache is not None:
+            cache.put(embedder.name, fresh)
+    return np.stack([known[t] for t in texts])
+
+
 class ThemeFinder:
     """Clusters the texts of a window's tickets; clusters of at least `min_size` tickets are themes."""
 
@@ -125,15 +143,7 @@ class ThemeFinder:
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """Each distinct text is embedded once (and not at all when the cache has it)."""
-        unique = list(dict.fromkeys(texts))
-        known = self.cache.get(self.embedder.name, unique) if self.cache is not None else {}
-        missing = [t for t in unique if t not in known]
-        if missing:
-            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
-            known.update(fresh)
-            if self.cache is not None:
-                self.cache.put(self.embedder.name, fresh)
-        return np.stack([known[t] for t in texts])
+        return embed_once(self.embedder, texts, self.cache)
 
     def labels(self, vectors: np.ndarray) -> np.ndarray:
         if len(vectors) < 2:
