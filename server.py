@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.app import Engine, build_engine
 from agents.settings import Settings
+from agents.store.outcomes import agreement_by_field
 from agents.store.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
 from agents.store.review import Review
 from agents.store.tickets import IdempotencyConflict, InvalidChange, Store, TicketBusy, TicketNotFound
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         breaker = parts.breaker
         metrics.breaker_state = lambda: str(breaker.state)
         metrics.ticket_counts = store.count_by_status
+        metrics.agreement = lambda: agreement_by_field(store, datetime.now(UTC) - timedelta(days=7))
         desk = Desk(store, parts.service, metrics, queue=TicketQueue.from_settings(settings))
         keys = KeyRing(store)
         gate = build_gate(settings, keys)

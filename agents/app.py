@@ -101,6 +101,7 @@ def build_service(
     from agents.classical.training import load_or_train
     from agents.classify import ClassicalClassifier
     from agents.llm.factory import build_llm_parts
+    from agents.modes import ModeTable
     from agents.route import Router
     from agents.service import TriageService
     from retrieval.hybrid import HybridSearcher
@@ -117,6 +118,18 @@ def build_service(
         shared.chat,
         shared.breaker,
     )
+    modes = ModeTable.build(
+        settings.default_mode,
+        settings.field_modes,
+        models.thresholds,
+        {name: [str(c) for c in model.classes_] for name, model in models.fields.items()},
+        writes_enabled=settings.writes_enabled,
+        single_label=models.info.get("single_label"),
+    )
+    for name, why in modes.demoted.items():
+        log.warning("%s: the default mode auto is not granted (%s); its decisions are suggested", name, why)
+    if not settings.writes_enabled:
+        log.warning("writes are switched off (TRIAGE_WRITES_ENABLED=false): every decision is recorded in shadow")
     return TriageService(
         shared.kb,
         models,
@@ -127,6 +140,7 @@ def build_service(
         summary_writer=llm.summary_writer,
         reply_writer=llm.reply_writer,
         llm_timeout=settings.llm_timeout if shared.chat is not None else None,
+        modes=modes,
     )
 
 

@@ -1,4 +1,4 @@
-"""Reading JSON Lines files: one object per non-empty line; a bad line is a DataError naming the file and line."""
+"""JSON Lines files: one object per non-empty line; a bad line is a DataError naming the file and line."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 raise DataError(str(path), f"line {number} is not a JSON object")
             rows.append(row)
     return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One compact JSON object per line, UTF-8 (what read_jsonl reads back)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

@@ -15,6 +15,7 @@ from agents.classical.training import NEIGHBOURS, TriageModels
 from agents.classify import Classification, Classifier, TicketContext
 from agents.injection import InjectionDetector
 from agents.llm.write import ReplyWriter, SummaryWriter
+from agents.modes import ModeTable
 from agents.priority_rules import PriorityRules
 from agents.route import Router
 from agents.similar import TicketMemory
@@ -50,6 +51,7 @@ class TriageService:
         summary_writer: SummaryWriter | None = None,
         reply_writer: ReplyWriter | None = None,
         llm_timeout: float | None = None,
+        modes: ModeTable | None = None,
     ) -> None:
         self.kb = kb
         self.models = models
@@ -63,6 +65,7 @@ class TriageService:
         self.summary_writer = summary_writer or SummaryWriter(self.summariser)
         self.reply_writer = reply_writer or ReplyWriter(kb)
         self.injections = InjectionDetector(kb.taxonomy)
+        self.modes = modes or ModeTable()  # what may be applied to the ticket of record, per field and value
         self.llm_timeout = llm_timeout  # seconds of LLM time per ticket, shared by classify, summary and reply
         # each field model's labels in the order of its probabilities: fixed for the models' life, so built once
         self.classes = {name: [str(c) for c in m.classes_] for name, m in models.fields.items()}
@@ -115,18 +118,8 @@ class TriageService:
         owner = self.router.owner(team.label, service, self.clock())
         decisions = {"category": classification.category, "priority": priority, "team": team}
         needs_human = self._abstain(decisions, reasons)
-        if self._overridden(classification, reasons):
-            needs_human = True
-        injection = self.injections.find(text)
-        if injection is not None:
-            needs_human = True
-            reasons.append(injection.reason())
-        if not text:
-            needs_human = True
-            reasons.append("ticket has no text: title and body are empty")
-        elif known_word_share(text, self.vocabulary) < MIN_KNOWN_WORDS:
-            needs_human = True
-            reasons.append("most words are unknown to the model (another language or no real words)")
+        hold = self._hold(text, classification, reasons)  # a reason no field of this ticket may be applied
+        needs_human = needs_human or hold is not None
         for decision in decisions.values():
             reasons.extend(decision.reasons)
         duplicate = next((n.id for n in neighbours if n.score >= DUPLICATE_SCORE), None)
@@ -158,7 +151,28 @@ class TriageService:
             suggested_reply=reply.text,
             latency_ms=round(batch_ms + (time.perf_counter() - started) * 1000, 2),
             llm_calls=[*classification.llm_calls, *summary.llm_calls, *reply.llm_calls],
+            actions={
+                k: self.modes.act(k, d.label, d.confidence, self.models.thresholds.get(k), hold)
+                for k, d in decisions.items()
+            },
         )
+
+    def _hold(self, text: str, classification: Classification, reasons: list[str]) -> str | None:
+        """Why a human must look at the whole ticket whatever the confidences say, or None."""
+        holds = []
+        if self._overridden(classification, reasons):
+            holds.append("the LLM overrode a confident classical label")
+        injection = self.injections.find(text)
+        if injection is not None:
+            reasons.append(injection.reason())
+            holds.append("the text tries to instruct the model")
+        if not text:
+            reasons.append("ticket has no text: title and body are empty")
+            holds.append("the ticket has no text")
+        elif known_word_share(text, self.vocabulary) < MIN_KNOWN_WORDS:
+            reasons.append("most words are unknown to the model (another language or no real words)")
+            holds.append("most words are unknown to the model")
+        return "; ".join(holds) or None
 
     def _overridden(self, classification: Classification, reasons: list[str]) -> bool:
         """Whether the LLM's label replaced a classical label that was confident (at or above the field's threshold).

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.types import Mode
 from kb import KB_DIR
 from retrieval.factory import EmbedderKind
 
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=300, gt=0)
     breaker_failures: int = Field(default=3, gt=0)
     breaker_cooldown: float = Field(default=60.0, gt=0)
+    # what triage may do with each decision on the ticket of record (agents/modes.py): off, shadow, suggest, auto.
+    # auto applies a decision at or above its field's threshold and suggests the rest; a default auto the held-out
+    # figures do not support becomes suggest (and says so); an auto set by name for them is refused at start
+    default_mode: Mode = "auto"
+    field_modes: dict[str, Mode] = {}  # {"team": "shadow", "category:purchase": "suggest"}: per field, or field:value
+    writes_enabled: bool = True  # the off switch: False records every decision in shadow and applies nothing
     # the HTTP service (server.py)
     auth_dev_mode: bool = False  # no API keys at all: only for a laptop, and logged loudly
     rate_limit_per_second: float = Field(default=50.0, gt=0)  # per API key, token bucket
@@ -86,10 +93,6 @@ class Settings(BaseSettings):
     digest_webhook_url: str | None = None  # Slack-compatible incoming webhook; None: write to disk only
     digest_breach_margin: float = Field(default=0.2, ge=0.0, lt=1.0)  # "about to breach": last 20% of an SLA target
 
-    @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "index"
-
     @field_validator("config_dir")
     @classmethod
     def _onboarded(cls, value: Path | None) -> Path | None:
@@ -106,6 +109,10 @@ class Settings(BaseSettings):
                 if name not in given:
                     setattr(self, name, self.config_dir / part)
         return self
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
 
     @property
     def model_dir(self) -> Path:

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -149,6 +149,22 @@ class LlmCall(_Model):
     output: str | None = Field(default=None, exclude=True, repr=False)
 
 
+# What the service may do with a field's decision on the ticket of record (agents/modes.py decides per ticket):
+# off: nothing, not even recorded; shadow: recorded for agreement, never shown or applied; suggest: offered to
+# the agent; auto: applied when confident (under the threshold, or when a human must look, it is suggested)
+Mode = Literal["off", "shadow", "suggest", "auto"]
+Action = Literal["applied", "suggested", "shadow", "none"]
+
+
+class FieldAction(_Model):
+    """What was done with one field's decision, under which mode, and why."""
+
+    mode: Mode
+    action: Action
+    reason: str
+    threshold: float | None = None  # the field's threshold in force (above 1: never reached); None without models
+
+
 class TriageResult(_Model):
     ticket_id: str | None
     category: str
@@ -166,3 +182,4 @@ class TriageResult(_Model):
     suggested_reply: str | None = None
     latency_ms: float = 0.0
     llm_calls: list[LlmCall] = []
+    actions: dict[str, FieldAction] = {}  # per field (category, priority, team); empty in results stored before modes

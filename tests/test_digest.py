@@ -299,6 +299,8 @@ def test_a_fixed_history_gives_a_known_digest(history: Store, kb: KnowledgeBase)
         "accepted": 1,
         "corrected": 1,
         "precision": 0.5,
+        "final_values": {},  # no agent set a final value in this history (shadow agreement: tests/test_modes_shadow.py)
+        "final_agreement": {},
     }
     assert facts["skipped"] == {
         "total": 2,

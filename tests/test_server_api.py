@@ -206,7 +206,7 @@ def test_feedback_accept_and_correct(api: Api) -> None:
         "ticket_id": unsure["id"],
         "field": "team",
         "action": "correct",
-        "predicted": unsure["team"],
+        "predicted": unsure["result"]["team"],  # suggested, not applied: under the threshold
         "label": "security",
         "author": "triage",
         "comment": "phish",
@@ -221,12 +221,16 @@ def test_feedback_accept_and_correct(api: Api) -> None:
     sure = api.post_ticket("VPN will not connect", "GlobalConnect gateway unreachable")
     accepted = api.client.post("/v1/feedback", json={"ticket_id": sure["id"], "action": "accept"}, headers=api.triage)
     assert {f["field"]: f["label"] for f in accepted.json()["feedback"]} == {
-        "category": sure["category"],
-        "priority": sure["priority"],
-        "team": sure["team"],
+        "category": sure["result"]["category"],  # the predictions, applied or only suggested
+        "priority": sure["result"]["priority"],
+        "team": sure["result"]["team"],
     }
     listed = api.client.get("/v1/feedback", headers=api.read, params={"ticket_id": sure["id"]}).json()["feedback"]
     assert len(listed) == 3
+    accepted_ticket = api.client.get(f"/v1/tickets/{sure['id']}", headers=api.read).json()
+    assert {f: accepted_ticket[f] for f in ("category", "priority", "team")} == {  # accepted suggestions apply
+        f: sure["result"][f] for f in ("category", "priority", "team")
+    }
 
     bad_label = {"ticket_id": sure["id"], "action": "correct", "field": "team", "value": "the-ceo"}
     assert api.client.post("/v1/feedback", json=bad_label, headers=api.triage).json()["code"] == "invalid_change"

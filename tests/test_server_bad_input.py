@@ -58,7 +58,8 @@ def test_bad_patches_and_unknown_ids(api: Api, stored: dict) -> None:
         ({"status": "received"}, 422, "invalid_request"),  # only the service sets received
         ({"status": None}, 422, "invalid_change"),
         ({"team": "the-ceo"}, 422, "invalid_change"),
-        ({"priority": "P1"}, 422, "invalid_request"),  # not a field people set through PATCH
+        ({"priority": "P9"}, 422, "invalid_change"),  # not in the taxonomy
+        ({"category": None}, 422, "invalid_change"),
     ]
     for patch, status, code in cases:
         response = api.client.patch(url, json=patch, headers=api.triage)

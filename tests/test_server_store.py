@@ -31,7 +31,7 @@ def test_migrations_create_the_schema_once_in_wal_mode(tmp_path: Path) -> None:
     assert {"tickets", "feedback", "audit", "api_keys", "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "triage.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
     columns = {c["name"] for c in inspect(store.engine).get_columns("tickets")}
     assert {
         "status",

@@ -107,7 +107,7 @@ def pg_url(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
 def store(pg_url: str, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(tmp_path / "unused", pg_url)
     with opened.write() as session:
-        session.execute(text("TRUNCATE tickets, feedback, audit, api_keys RESTART IDENTITY"))
+        session.execute(text("TRUNCATE tickets, feedback, outcomes, audit, api_keys RESTART IDENTITY"))
     yield opened
     opened.close()
     assert not (tmp_path / "unused").exists(), "a PostgreSQL URL must not create a SQLite file"
@@ -244,7 +244,7 @@ def test_replicas_starting_together_on_an_empty_database_migrate_once(server: Se
     assert [p.returncode for p in replicas] == [0, 0, 0], [err[-2000:] for _, err in outputs]
     engine = make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
     engine.dispose()
 
 

@@ -9,6 +9,16 @@ NEVER = 1.01  # a threshold no confidence reaches: the field always goes to a hu
 QUANTILE_GRID = np.linspace(0.0, 1.0, 101)
 
 
+class ValuePrecision(BaseModel):
+    """Held-out figures of one predicted value at its field's threshold: is this label precise enough to apply?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    predicted: int  # held-out rows predicted as this value, at any confidence
+    covered: int  # of those, at or above the threshold
+    precision: float | None  # share of the covered rows that were right; None when none is covered
+
+
 class ThresholdChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -20,6 +30,23 @@ class ThresholdChoice(BaseModel):
     # held-out confidences at the quantiles 0, 0.01, ..., 1: what share of tickets a threshold sends under it
     # (the cascade's LLM budget); empty in models saved before it was recorded
     confidence_quantiles: list[float] = []
+    # per predicted value (empty in models saved before it was recorded): what `auto` per value is checked against
+    per_value: dict[str, ValuePrecision] = {}
+
+
+def per_value_precision(
+    predicted: np.ndarray, confidence: np.ndarray, correct: np.ndarray, threshold: float
+) -> dict[str, ValuePrecision]:
+    """For each predicted value: held-out rows, rows at or above `threshold`, and their precision."""
+    out: dict[str, ValuePrecision] = {}
+    for value in sorted({str(v) for v in predicted}):
+        mine = predicted.astype(str) == value
+        covered = mine & (confidence >= threshold)
+        n = int(covered.sum())
+        out[value] = ValuePrecision(
+            predicted=int(mine.sum()), covered=n, precision=float(correct[covered].mean()) if n else None
+        )
+    return out
 
 
 def precision_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -33,11 +60,25 @@ def precision_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tup
 
 
 def choose_threshold(
-    confidence: np.ndarray, correct: np.ndarray, target: float = 0.9, min_support: int = 10
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    target: float = 0.9,
+    min_support: int = 10,
+    predicted: np.ndarray | None = None,
 ) -> ThresholdChoice:
-    """Lowest threshold whose precision is >= target (most coverage), with at least min_support rows."""
-    confidence = np.asarray(confidence, dtype=float)
-    correct = np.asarray(correct, dtype=bool)
+    """Lowest threshold whose precision is >= target (most coverage), with at least min_support rows.
+    With the `predicted` labels, the choice also holds each value's held-out precision at that threshold."""
+    choice = _choose(np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool), target, min_support)
+    if predicted is not None and choice.support:
+        labels = np.asarray(predicted)
+        per_value = per_value_precision(
+            labels, np.asarray(confidence, dtype=float), np.asarray(correct), choice.threshold
+        )
+        choice = choice.model_copy(update={"per_value": per_value})
+    return choice
+
+
+def _choose(confidence: np.ndarray, correct: np.ndarray, target: float, min_support: int) -> ThresholdChoice:
     n = len(confidence)
     if n == 0:
         return ThresholdChoice(threshold=NEVER, target_precision=target, precision=0.0, coverage=0.0, support=0)

@@ -207,7 +207,7 @@ class EnsembleClassifier:
         """The abstention threshold for `target` precision, chosen on the held-out predictions of fit(labels)."""
         predicted = self.classes_[self.oof_proba_.argmax(axis=1)]
         truth = np.asarray(labels, dtype=str)[self.oof_rows_]
-        return choose_threshold(self.oof_proba_.max(axis=1), predicted == truth, target)
+        return choose_threshold(self.oof_proba_.max(axis=1), predicted == truth, target, predicted=predicted)
 
     def attach(self, embedder: Embedder) -> EnsembleClassifier:
         """Give a loaded model its embedder back (it is never pickled)."""

@@ -59,7 +59,7 @@ def _team_threshold(
     target: float,
 ) -> ThresholdChoice:
     """Choose the routing threshold on held-out scores: out-of-fold model, neighbours excluding the ticket."""
-    correct, confidence = [], []
+    correct, confidence, chosen = [], [], []
     for i, held_out in zip(model.oof_rows_, model.oof_proba_, strict=True):
         row = rows[i]
         proba = dict(zip(model.classes_, held_out, strict=True))
@@ -67,7 +67,8 @@ def _team_threshold(
         decision, _ = router.decide(texts[i], proba, neighbours)
         confidence.append(decision.confidence)
         correct.append(decision.label == row["team"])
-    return choose_threshold(np.array(confidence), np.array(correct), target)
+        chosen.append(decision.label)
+    return choose_threshold(np.array(confidence), np.array(correct), target, predicted=np.array(chosen))
 
 
 def train_models(

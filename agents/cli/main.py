@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from agents.cli import ask, digest, evaluate, harness, keys, label, serve, ticket, train, worker
+from agents.cli import ask, digest, evaluate, harness, keys, label, serve, shadow, ticket, train, worker
 from agents.cli import kb as kb_commands
 from agents.cli import models as model_commands
 from agents.cli import onboard as onboard_command
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.add_parsers(sub, settings)  # models list, models promote, models rollback
     retrain_command.add_parsers(sub, settings)  # retrain: a candidate behind the gate
     worker.add_parsers(sub, settings)  # worker, worker replay, worker send
+    shadow.add_parsers(sub, settings)  # shadow report
     return parser
 
 

@@ -16,6 +16,7 @@ from agents.digest.models import (
     DigestParams,
     DigestTicket,
     FieldHealth,
+    FinalValue,
     Skipped,
     TeamDigest,
     TicketLine,
@@ -106,6 +107,7 @@ class DigestBuilder:
             in_scope[r.ticket_id] for r in data.reopened if r.ticket_id in in_scope and _within(r.at, start, at)
         )
         verdicts = [v for v in data.verdicts if v.ticket_id in in_scope and _within(v.created_at, start, at)]
+        finals = [f for f in data.final_values if f.ticket_id in in_scope and _within(f.at, start, at)]
         grouped: dict[str, list[DigestTicket]] = defaultdict(list)
         for ticket in known:
             grouped[self._team(ticket)].append(ticket)
@@ -126,7 +128,7 @@ class DigestBuilder:
             nothing_happened=not any(d.new or d.resolved or d.reopened for d in team_digests),
             teams=team_digests,
             themes=self.themes.find(in_window, self.services, self.service_names) if self.themes else [],
-            ai_health=self._health(triaged, verdicts),
+            ai_health=self._health(triaged, verdicts, finals),
             new_categories=self._new_categories(data.new_categories, team),
             open_trend=self._trend(known, teams, at),
             narrative="",
@@ -248,7 +250,7 @@ class DigestBuilder:
             **lists,
         )
 
-    def _health(self, triaged: list[DigestTicket], verdicts: list[Verdict]) -> AiHealth:
+    def _health(self, triaged: list[DigestTicket], verdicts: list[Verdict], finals: list[FinalValue]) -> AiHealth:
         auto = sum(t.result_needs_human is False for t in triaged)
         fallbacks = sum(any(FALLBACK in b for b in t.backends.values()) for t in triaged)
         fields: dict[str, FieldHealth] = {}
@@ -271,6 +273,11 @@ class DigestBuilder:
             accepted=accepted,
             corrected=corrected,
             precision=_ratio(accepted, accepted + corrected),
+            final_values=dict(sorted(Counter(f.field for f in finals).items())),
+            final_agreement={
+                name: sum(f.agreed for f in finals if f.field == name) / n
+                for name, n in sorted(Counter(f.field for f in finals).items())
+            },
         )
 
     def _new_categories(self, found: list[NewCategory], team: str | None) -> list[NewCategory]:

@@ -84,9 +84,24 @@ class Reopened(_Model):
         return _utc(value)
 
 
+class FinalValue(_Model):
+    """An agent's final value of one triaged field, and whether triage's decision matched it (outcomes table)."""
+
+    ticket_id: str
+    field: str
+    agreed: bool
+    at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime | None:
+        return _utc(value)
+
+
 class DigestInput(_Model):
     tickets: list[DigestTicket] = []
     verdicts: list[Verdict] = []
+    final_values: list[FinalValue] = []
     reopened: list[Reopened] = []
     new_categories: list[NewCategory] = Field(default=[], description="clusters of abstained tickets (agents/novelty)")
 
@@ -160,6 +175,9 @@ class AiHealth(_Model):
     accepted: int = 0
     corrected: int = 0
     precision: float | None = Field(None, description="agreement: accepted / (accepted + corrected); None unreviewed")
+    # shadow agreement: per field, final values set by agents in the window and the share equal to the decision
+    final_values: dict[str, int] = {}
+    final_agreement: dict[str, float] = {}
 
 
 class TrendPoint(_Model):

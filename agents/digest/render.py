@@ -93,12 +93,22 @@ def review_line(d: Digest) -> str:
     )
 
 
+def agreement_line(d: Digest) -> list[str]:
+    """Shadow agreement: how often the agents' final values matched triage, per field (none: no line)."""
+    h = d.ai_health
+    if not h.final_values:
+        return []
+    parts = [f"{name} {percent(h.final_agreement[name])} of {n}" for name, n in h.final_values.items()]
+    return ["Agreement with agents' final values: " + ", ".join(parts)]
+
+
 def health_lines(d: Digest) -> list[str]:
     h = d.ai_health
     return [
         f"Auto-triaged without a human: {percent(h.auto_share)} ({h.auto_triaged} of {h.triaged} triaged)",
         f"Fallback rate: {percent(h.fallback_rate)} ({h.fallbacks} of {h.triaged})",
         review_line(d),
+        *agreement_line(d),
     ]
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from agents.digest.models import DigestInput, DigestTicket, Reopened, Verdict
-from agents.store.tables import AuditRow, FeedbackRow, TicketRow
+from agents.digest.models import DigestInput, DigestTicket, FinalValue, Reopened, Verdict
+from agents.store.tables import AuditRow, FeedbackRow, OutcomeRow, TicketRow
 from agents.store.tickets import Store
 
 COLUMNS = (
@@ -60,6 +60,11 @@ def load_digest_input(
                 FeedbackRow.action.in_(("accept", "correct")),
             )
         ).all()
+        finals = session.execute(
+            select(OutcomeRow.ticket_id, OutcomeRow.field, OutcomeRow.agreed, OutcomeRow.updated_at).where(
+                OutcomeRow.updated_at > window_start, OutcomeRow.updated_at <= at
+            )
+        ).all()
         updates = session.execute(
             select(AuditRow.ticket_id, AuditRow.created_at, AuditRow.detail).where(
                 AuditRow.kind == "update", AuditRow.created_at > window_start, AuditRow.created_at <= at
@@ -80,5 +85,6 @@ def load_digest_input(
     return DigestInput(
         tickets=tickets,
         verdicts=[Verdict(ticket_id=t, field=f, action=a, created_at=c) for t, f, a, c in verdicts],  # type: ignore[arg-type]
+        final_values=[FinalValue(ticket_id=t, field=f, agreed=a, at=u) for t, f, a, u in finals],
         reopened=[Reopened(ticket_id=t, at=c) for t, c, detail in updates if t and (detail or {}).get("reopened")],
     )

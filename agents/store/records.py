@@ -54,6 +54,8 @@ class TicketPatch(_Model):
     status: WorkStatus | None = None
     assignee: str | None = Field(default=None, max_length=256)
     team: str | None = Field(default=None, min_length=1, max_length=64)
+    category: str | None = Field(default=None, min_length=1, max_length=64)
+    priority: str | None = Field(default=None, min_length=1, max_length=8)
     resolution: str | None = Field(default=None, max_length=20_000)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from agents.store.outcomes import record_final_values, record_outcome
 from agents.store.records import DONE, FIELDS, AuditEntry, FeedbackIn, FeedbackRecord, TicketPatch, TicketRecord
 from agents.store.tables import FeedbackRow, TicketRow
 from agents.store.tickets import InvalidChange, Store, TicketBusy, TicketNotFound, as_utc, to_record
@@ -36,10 +37,12 @@ class Review:
     def update(self, ticket_id: str, patch: TicketPatch, actor: str) -> TicketRecord:
         """Apply the fields the caller sent; stamps first response, resolution and re-opening."""
         sent = patch.model_dump(include=patch.model_fields_set)
-        if sent.get("team") is not None:
-            self._check_label("team", sent["team"])
-        if "status" in sent and sent["status"] is None:
-            raise InvalidChange("status", "cannot be null")
+        for name in FIELDS:
+            if sent.get(name) is not None:
+                self._check_label(name, sent[name])
+        for required in ("status", "category", "priority"):
+            if required in sent and sent[required] is None:
+                raise InvalidChange(required, "cannot be null")
         now = self.store.clock()
         with self.store.write() as session:
             # locked: under READ COMMITTED two concurrent changes would both read the old values, and both stamp
@@ -50,11 +53,11 @@ class Review:
             if row.status == "received":
                 raise TicketBusy(row.id)
             changes: dict[str, Any] = {}
-            for name, value in sent.items():
-                old = getattr(row, name)
+            for key, value in sent.items():
+                old = getattr(row, key)
                 if old != value:
-                    changes[name] = [old, value]
-                    setattr(row, name, value)
+                    changes[key] = [old, value]
+                    setattr(row, key, value)
             if not changes:
                 return to_record(row)
             status = changes.get("status")
@@ -67,6 +70,11 @@ class Review:
             ):
                 row.first_response_at = now
             row.updated_at = now
+            for name in FIELDS:  # an agent's value for a predicted field is its outcome (shadow agreement)
+                if name in changes and getattr(row, name):
+                    record_outcome(session, row, name, getattr(row, name), "patch", now)
+            if status and status[1] in DONE:  # the values a ticket is resolved with are final
+                record_final_values(session, row, "resolved", now)
             session.add(self.store.audit_row(AuditEntry(kind="update", actor=actor, ticket_id=row.id, detail=changes)))
             predicted = (row.result or {}).get("team")
             if "team" in changes and row.team and predicted and row.team != predicted:
@@ -113,8 +121,10 @@ class Review:
                         created_at=now,
                     )
                 )
-                if item.action == "correct" and getattr(row, name) != label:
-                    setattr(row, name, label)
+                if label and (item.action == "correct" or getattr(row, name) is None) and getattr(row, name) != label:
+                    setattr(row, name, label)  # a correction, or an accepted suggestion the mode did not apply
+                if item.action in ("accept", "correct") and label:
+                    record_outcome(session, row, name, label, "feedback", now)
             row.reviewed, row.updated_at = True, now
             session.add_all(rows)
             session.add(
@@ -152,9 +162,17 @@ def _feedback_record(row: FeedbackRow) -> FeedbackRecord:
     )
 
 
+def _shown(row: TicketRow, field: str) -> str | None:
+    """The value a reviewer saw suggested for a field the mode did not apply (a shadow value was never shown)."""
+    result = row.result or {}
+    action = (result.get("actions") or {}).get(field) or {}
+    return result.get(field) if action.get("action") == "suggested" else None
+
+
 def feedback_training_rows(store: Store) -> list[dict[str, Any]]:
     """One labelled row per ticket a person reviewed: the newest verdict per field, and for a field nobody
-    judged, the ticket's current value (the person saw it and left it). Rows missing a label are skipped."""
+    judged, the ticket's current value or the suggestion it showed (the person saw it and left it). Rows missing a
+    label (a shadow field nobody set) are skipped."""
     with store.read() as session:
         verdicts = session.execute(
             select(FeedbackRow.ticket_id, FeedbackRow.field, FeedbackRow.label).order_by(FeedbackRow.id)
@@ -165,7 +183,7 @@ def feedback_training_rows(store: Store) -> list[dict[str, Any]]:
         rows = list(session.scalars(select(TicketRow).where(TicketRow.id.in_(list(latest))))) if latest else []
         out: list[dict[str, Any]] = []
         for row in rows:
-            labels: dict[str, Any] = {f: latest[row.id].get(f) or getattr(row, f) for f in FIELDS}
+            labels: dict[str, Any] = {f: latest[row.id].get(f) or getattr(row, f) or _shown(row, f) for f in FIELDS}
             if all(labels.values()):
                 out.append({"id": row.id, "title": row.title, "body": row.body, **labels, "resolution": row.resolution})
     return out

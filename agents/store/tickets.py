@@ -66,6 +66,14 @@ def to_record(row: TicketRow) -> TicketRecord:
     )
 
 
+def applied_fields(result: TriageResult) -> list[str]:
+    """The fields whose decision goes onto the ticket of record: those its mode applied (agents/modes.py); every
+    field for a result made before modes existed."""
+    if not result.actions:
+        return ["team", "priority", "category"]
+    return [name for name, action in result.actions.items() if action.action == "applied"]
+
+
 def llm_audit(result: TriageResult, ticket_id: str | None) -> list[AuditEntry]:
     """One audit entry per LLM call the engine made for a result (model, latency, tokens, what went in and out)."""
     return [
@@ -212,9 +220,8 @@ class Store:
                     continue
                 result = results[row.id]
                 row.status, row.result = "triaged", result.model_dump(mode="json")
-                row.team = row.team or result.team
-                row.priority = row.priority or result.priority
-                row.category = row.category or result.category
+                for name in applied_fields(result):  # what the field's mode applies; a value already set stays
+                    setattr(row, name, getattr(row, name) or getattr(result, name))
                 row.needs_human, row.error = result.needs_human, None
                 row.triaged_at = row.updated_at = now
                 session.add(

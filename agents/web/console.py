@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ def console_router(need: Callable[[Any], Any], *, dev_mode: bool, ask: bool = Fa
         if html is None:
             return Response(status_code=204)
         return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+    @router.get("/console/shadow", response_class=HTMLResponse, dependencies=[need("read")])
+    async def shadow(request: Request) -> HTMLResponse:
+        """Agreement of the last 7 days per field, and the mode each field's figures support."""
+        from agents.shadow.agreement import build_report
+        from agents.store.outcomes import read_outcomes
+
+        c, now = request.app.state.core, datetime.now(UTC)
+        outcomes = await asyncio.to_thread(read_outcomes, c.store, now - timedelta(days=7))
+        report = build_report(outcomes, target=c.settings.precision_target, until=now, since=now - timedelta(days=7))
+        return render(request, "_shadow.html", report=report, modes=c.service.modes)
 
     @router.get("/console/review", response_class=HTMLResponse, dependencies=[need("read")])
     async def review(request: Request, limit: int = 20) -> HTMLResponse:

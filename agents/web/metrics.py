@@ -50,6 +50,18 @@ class _Derived(Collector):
             for name in BREAKER_STATES:
                 family.add_metric([name], 1.0 if state == name else 0.0)
             yield family
+        if m.agreement is not None:
+            shares = GaugeMetricFamily(
+                "triage_shadow_agreement", "share of outcomes (last 7 days) equal to the decision", labels=["field"]
+            )
+            counts = GaugeMetricFamily(
+                "triage_shadow_outcomes", "outcomes recorded in the last 7 days", labels=["field"]
+            )
+            for field, (n, share) in sorted(m.agreement().items()):
+                shares.add_metric([field], share)
+                counts.add_metric([field], float(n))
+            yield shares
+            yield counts
         if m.ticket_counts is not None:
             family = GaugeMetricFamily("triage_tickets", "stored tickets by status", labels=["status"])
             for status, count in sorted(m.ticket_counts().items()):
@@ -64,10 +76,12 @@ class ServiceMetrics:
         self,
         breaker_state: Callable[[], str] | None = None,
         ticket_counts: Callable[[], dict[str, int]] | None = None,
+        agreement: Callable[[], dict[str, tuple[int, float]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.breaker_state = breaker_state
         self.ticket_counts = ticket_counts
+        self.agreement = agreement  # per field: outcomes and agreement of the last 7 days (agents/store/outcomes.py)
         self.lock = threading.Lock()
         self.counts = {"results": 0, "fallbacks": 0, "abstentions": 0}
         r = self.registry
@@ -83,6 +97,12 @@ class ServiceMetrics:
         self.decisions = Counter("triage_decisions", "field decisions by backend", ["field", "backend"], registry=r)
         self.fallbacks = Counter("triage_fallbacks", "results where a fallback backend decided a field", registry=r)
         self.abstentions = Counter("triage_abstentions", "results flagged needs_human", registry=r)
+        self.actions = Counter(
+            "triage_field_actions",
+            "what each field's mode did: applied, suggested, shadow, none",
+            ["field", "action"],
+            registry=r,
+        )
         self.llm_calls = Counter("triage_llm_calls", "LLM calls", ["model", "outcome"], registry=r)
         self.llm_tokens = Counter("triage_llm_tokens", "LLM tokens", ["model", "kind"], registry=r)
         self.llm_latency = Histogram(
@@ -96,6 +116,8 @@ class ServiceMetrics:
             self.results.inc()
             for field, backend in result.backend.items():
                 self.decisions.labels(field, backend).inc()
+            for field, action in result.actions.items():
+                self.actions.labels(field, action.action).inc()
             if fallback:
                 self.fallbacks.inc()
             if result.needs_human:

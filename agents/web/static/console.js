@@ -56,6 +56,7 @@ function refreshAll() {
   if (!devMode && !key()) { say("Paste an API key (read and triage scopes) to see the queues."); return; }
   refresh("queue", "/console/queue");
   refresh("review", "/console/review");
+  if (ticks % 20 === 0) refresh("shadow", "/console/shadow");
   if (ticks++ % 20 === 0) refreshDigest().catch(() => {});
 }
 
