@@ -9,12 +9,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents.errors import BackendUnavailable, InvalidTicket, ModelNotTrained, TriageError
 
 log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER = 5  # seconds a client is told to wait when the database server cannot be reached
 HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -98,6 +100,19 @@ def install_error_handlers(app: FastAPI, mapping: dict[type[TriageError], tuple[
         log.exception("unmapped service error", exc_info=exc)
         return _json(500, "internal_error", "the service failed; the error is logged")
 
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        orig = getattr(exc, "orig", None)
+        if type(orig).__module__ == "sqlite3":  # a local file: no server outage to wait out, a logged 500 as before
+            log.error("unhandled error", exc_info=exc)
+            return _json(500, "internal_error", "the service failed; the error is logged")
+        log.warning("database unreachable, answering 503: %s", str(orig or exc).splitlines()[0][:300])
+        return _json(
+            503,
+            "database_unavailable",
+            "the database cannot be reached; retry later",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
         return _json(500, "internal_error", "the service failed; the error is logged")
@@ -112,6 +127,7 @@ def install_error_handlers(app: FastAPI, mapping: dict[type[TriageError], tuple[
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(TriageError, triage_error)
+    app.add_exception_handler(OperationalError, database_down)  # a database server down or restarting
     app.add_exception_handler(Exception, unexpected)
 
 
