@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 run: setup
 	.venv/bin/triage serve --host $(HOST) --port $(PORT)
 
-# the whole suite (about 7 minutes on 2 shared cores; PostgreSQL, Redis and RabbitMQ tests skip where absent); CI runs this
+# the whole suite (about 5 minutes on 2 cores; PostgreSQL, Redis and RabbitMQ tests skip where absent); CI runs this
 test: setup
 	.venv/bin/python -m pytest -q
 
