@@ -176,7 +176,8 @@ def test_outcomes_from_patch_feedback_and_resolution_feed_the_shadow_report(
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["outcomes"] == len(outcomes)
     written = (tmp_path / "r" / "report.md").read_text()
-    assert "| threshold | correct | wrong | no prediction |" in written and "## Possible new categories" in written
+    assert "| threshold | correct | wrong | no prediction |" in written
+    assert "## Possible new categories" not in written  # no saved models here: nothing to look for them with
 
 
 def test_patch_rejects_labels_outside_the_taxonomy(tmp_path: Path, trained_service, kb_dir) -> None:
@@ -236,3 +237,26 @@ def test_a_replayed_history_measures_agreement_without_touching_the_data_folder(
         assert field.seen == 50 and set(field.by_action) == {"shadow"}  # every field replayed in shadow
         assert 0.0 < field.agreement <= 1.0
     assert not (tmp_path / "untouched").exists()
+
+
+def test_the_report_names_possible_new_categories_only_when_they_were_looked_for() -> None:
+    from datetime import UTC, datetime
+
+    from agents.novelty.models import Example, NewCategory
+    from agents.shadow.render import render_markdown
+
+    now = datetime.now(UTC)
+    found = NewCategory(
+        size=12,
+        recent=9,
+        previous=3,
+        growing=True,
+        words=["pigeons", "warehouse"],
+        examples=[Example(id="tkt_1", title="Pigeons in the warehouse again")],
+        ticket_ids=["tkt_1"],
+    )
+    report = build_report([], target=0.9, until=now)
+    assert "Possible new categories" not in render_markdown(report)  # None: not looked for (a replay, no models)
+    text = render_markdown(report.model_copy(update={"new_categories": [found]}))
+    assert "- 12 tickets about pigeons / warehouse (9 in the last 7 days, 3 the 7 before: growing)" in text
+    assert "No outcomes yet" in text

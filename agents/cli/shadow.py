@@ -31,14 +31,15 @@ def since_arg(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _new_categories(store: Store, settings: Settings, now: datetime) -> list[NewCategory]:
-    """Clusters of the last 14 days' tickets that every topic field abstained on, under the saved models' thresholds."""
+def _new_categories(store: Store, settings: Settings, now: datetime) -> list[NewCategory] | None:
+    """Clusters of the last 14 days' tickets that every topic field abstained on, under the saved models' thresholds
+    (None without saved models: nothing to compare confidences with, so the report leaves the section out)."""
     from agents.novelty.reader import find_new_categories, saved_thresholds
     from retrieval.factory import make_embedder
 
     thresholds = saved_thresholds(settings.model_dir)
     if thresholds is None:
-        return []
+        return None
     return find_new_categories(store, make_embedder(settings.embedder, settings.embed_precision), thresholds, now=now)
 
 
@@ -53,7 +54,7 @@ def cmd_report(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     now = datetime.now(UTC)
     try:
         outcomes = read_outcomes(store, since=args.since)
-        new_categories = [] if args.no_new_categories else _new_categories(store, settings, now)
+        new_categories = None if args.no_new_categories else _new_categories(store, settings, now)
     finally:
         store.close()
     report = build_report(

@@ -50,7 +50,7 @@ def render_markdown(report: ShadowReport) -> str:
         "",
     ]
     if not report.fields:
-        lines.append("No outcomes yet: agreement is recorded when an agent sets a triaged ticket's final values.")
+        lines += ["No outcomes yet: agreement is recorded when an agent sets a triaged ticket's final values.", ""]
     for field in report.fields:
         _field(field, lines)
     if report.new_categories is None:
