@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -36,19 +37,26 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_level(
-    url: str, key: str, tickets: list[dict[str, str]], concurrency: int, requests: int, seconds: float
+    url: str | list[str], key: str, tickets: list[dict[str, str]], concurrency: int, requests: int, seconds: float
 ) -> dict[str, Any]:
+    """One level; with several URLs (replicas), the requests go round-robin over them."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=u, headers={"X-API-Key": key}, limits=limits, timeout=30)
+            )
+            for u in ([url] if isinstance(url, str) else url)
+        ]
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             nonlocal sent
             while sent < requests and time.perf_counter() < deadline:
-                ticket = tickets[sent % len(tickets)]
+                ticket, client = tickets[sent % len(tickets)], clients[sent % len(clients)]
                 sent += 1
                 started = time.perf_counter()
                 try:
