@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.onboard.plots import save_figure
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -32,7 +34,7 @@ def precision_coverage(by_backend: dict[str, dict[str, Any]], target: float, tit
     ax.set_ylim(max(0.0, min(ax.get_ylim()[0], target - 0.05)), 1.01)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def reliability(by_backend: dict[str, dict[str, Any]], title: str, path: Path) -> Path:
@@ -48,7 +50,7 @@ def reliability(by_backend: dict[str, dict[str, Any]], title: str, path: Path) -
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.01), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def confusion(metrics: dict[str, Any], title: str, path: Path, max_ticks: int = 30) -> Path:
@@ -73,12 +75,4 @@ def confusion(metrics: dict[str, Any], title: str, path: Path, max_ticks: int = 
                         colour = "white" if norm[i, j] > 0.5 else "black"
                         ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    return _save(plt, fig, path)
-
-
-def _save(plt: Any, fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)

@@ -39,7 +39,7 @@ def sweep_plot(name: str, field: FieldSummary, path: Path) -> Path:
     ax.set(xlabel="confidence threshold", ylabel="share of held-out tickets", xlim=(x[0], x[-1]), ylim=(0, 1))
     ax.set_title(f"{name}: {field.n_test} held-out tickets, accuracy {field.accuracy:.3f}", fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def labels_plot(name: str, field: FieldSummary, min_rows: int, path: Path) -> Path:
@@ -59,10 +59,11 @@ def labels_plot(name: str, field: FieldSummary, min_rows: int, path: Path) -> Pa
     more = f" (the {MAX_BARS} most frequent of {len(field.labels)})" if len(field.labels) > MAX_BARS else ""
     ax.set_title(f"{name}: rows per label{more}; red: for review", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
-def _save(plt: Any, fig: Any, path: Path) -> Path:
+def save_figure(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write (folders made as needed) and close a matplotlib figure; the one way plots are saved."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
