@@ -99,15 +99,13 @@ class ModeTable:
             if value not in labels.get(name, []):
                 raise ModeInvalid(key, f"{value!r} is not a {name}; known: {', '.join(labels.get(name, []))}")
             values[(name, value)] = mode
-        for name, mode in fields.items():
-            if mode == "auto" and (problem := problem_of(name)):
-                raise ModeRefused(
-                    name, problem[0], thresholds[name].target_precision if name in thresholds else 0, problem[1]
-                )
-        for (name, value), mode in values.items():
-            if mode == "auto" and (problem := problem_of(name, value)):
+        asked: list[tuple[str, str | None, Mode]] = [(name, None, mode) for name, mode in fields.items()]
+        asked += [(name, value, mode) for (name, value), mode in values.items()]
+        for name, maybe_value, mode in asked:  # every auto set by name, field-wide or for one value
+            if mode == "auto" and (problem := problem_of(name, maybe_value)):
                 target = thresholds[name].target_precision if name in thresholds else 0.0
-                raise ModeRefused(f"{name}:{value}", problem[0], target, problem[1])
+                key = f"{name}:{maybe_value}" if maybe_value else name
+                raise ModeRefused(key, problem[0], target, problem[1])
         demoted = {}
         if default == "auto":
             for name in FIELDS:
@@ -115,15 +113,19 @@ class ModeTable:
                     demoted[name] = problem[1]
         return cls(default, fields, values, writes_enabled, demoted)
 
-    def mode_of(self, name: str, value: str) -> tuple[Mode, str]:
-        """The mode for this field and value, and where it came from."""
-        if (name, value) in self.values:
-            return self.values[(name, value)], f"mode {self.values[(name, value)]} for {name} {value}"
+    def field_mode(self, name: str) -> tuple[Mode, str]:
+        """The mode of a field for values not configured on their own, and where it came from."""
         if name in self.fields:
             return self.fields[name], f"mode {self.fields[name]} for {name}"
         if name in self.demoted:
             return "suggest", f"default mode auto not granted for {name} ({self.demoted[name]}): suggest"
         return self.default, f"default mode {self.default}"
+
+    def mode_of(self, name: str, value: str) -> tuple[Mode, str]:
+        """The mode for this field and value, and where it came from."""
+        if (name, value) in self.values:
+            return self.values[(name, value)], f"mode {self.values[(name, value)]} for {name} {value}"
+        return self.field_mode(name)
 
     def act(
         self, name: str, label: str, confidence: float, choice: ThresholdChoice | None, hold: str | None
