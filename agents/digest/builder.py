@@ -260,6 +260,8 @@ class DigestBuilder:
             health.corrected += v.action == "correct"
         for health in fields.values():
             health.precision = _ratio(health.accepted, health.accepted + health.corrected)
+        final_counts = Counter(f.field for f in finals)
+        final_agreed = Counter(f.field for f in finals if f.agreed)
         accepted = sum(h.accepted for h in fields.values())
         corrected = sum(h.corrected for h in fields.values())
         return AiHealth(
@@ -273,11 +275,8 @@ class DigestBuilder:
             accepted=accepted,
             corrected=corrected,
             precision=_ratio(accepted, accepted + corrected),
-            final_values=dict(sorted(Counter(f.field for f in finals).items())),
-            final_agreement={
-                name: sum(f.agreed for f in finals if f.field == name) / n
-                for name, n in sorted(Counter(f.field for f in finals).items())
-            },
+            final_values=dict(sorted(final_counts.items())),
+            final_agreement={name: final_agreed[name] / n for name, n in sorted(final_counts.items())},
         )
 
     def _new_categories(self, found: list[NewCategory], team: str | None) -> list[NewCategory]:
