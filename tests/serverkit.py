@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
 KEY = re.compile(r"tri_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
@@ -29,6 +34,34 @@ def fresh_data_dir(template: Path, target: Path) -> Path:
     for name in ("models", "index"):
         shutil.copytree(template / name, target / name)
     return target
+
+
+@contextmanager
+def redis_namespace(url: str, socket_timeout: float = 1.0) -> Iterator[tuple[redis.Redis, str]]:
+    """A key namespace of its own in the real Redis at `url`, emptied afterwards; the test skips without Redis."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=socket_timeout)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url} ({type(exc).__name__}); set TRIAGE_TEST_REDIS_URL to run these tests")
+    namespace = f"triage_test_{secrets.token_hex(6)}"
+    try:
+        yield client, namespace
+    finally:
+        for key in client.scan_iter(f"{namespace}:*"):
+            client.delete(key)
+        client.close()
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """Ask a child process to stop (SIGTERM), wait `grace` seconds, then kill it; nothing if it already ended."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 class ServerProcess:
@@ -82,10 +115,4 @@ class ServerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from agents.workers.config import FAST
-from tests.serverkit import free_port
+from tests.serverkit import free_port, stop_process
 from tests.test_server_api import Api, make_api
 from tests.test_workers import (  # noqa: F401  (small_training: a fixture)
     REPO,
@@ -66,13 +66,7 @@ class PrivateRedis:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @pytest.fixture

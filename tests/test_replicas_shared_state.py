@@ -28,6 +28,7 @@ from agents.store.tables import AuditRow
 from agents.store.tickets import Store
 from agents.web.auth import KeyRing
 from agents.web.limits import LimiterUnavailable, RedisRateLimiter
+from tests.serverkit import redis_namespace as redis_namespace_in
 from tests.test_server_api import make_api
 
 PG_ADMIN = make_url(os.environ.get("TRIAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
@@ -61,18 +62,8 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def redis_namespace() -> Iterator[str]:
     """A namespace of its own in the real Redis, emptied after the test."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}); set TRIAGE_TEST_REDIS_URL to run these tests")
-    namespace = f"triage_test_{secrets.token_hex(6)}"
-    try:
+    with redis_namespace_in(REDIS_URL) as (_, namespace):
         yield namespace
-    finally:
-        for key in client.scan_iter(f"{namespace}:*"):
-            client.delete(key)
-        client.close()
 
 
 def closed_port() -> int:

@@ -36,7 +36,7 @@ from agents.types import Ticket
 from agents.workers.config import FAST, LLM, build_celery, restore_every
 from agents.workers.queues import TicketQueue, ticket_queue_name
 from agents.workers.tasks import backoff, longest_wait
-from tests.serverkit import fresh_data_dir
+from tests.serverkit import fresh_data_dir, redis_namespace, stop_process
 from tests.test_replicas_shared_state import closed_port, pg_url  # noqa: F401  (pg_url: a fixture)
 from tests.test_server_api import Api, make_api
 
@@ -77,17 +77,8 @@ class Broker:
 
 @pytest.fixture
 def broker() -> Iterator[Broker]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}); set TRIAGE_TEST_REDIS_URL to run these tests")
-    namespace = f"triage_test_{secrets.token_hex(6)}"
-    try:
+    with redis_namespace(REDIS_URL, socket_timeout=5) as (client, namespace):
         yield Broker(REDIS_URL, namespace, client)
-    finally:
-        for key in client.scan_iter(f"{namespace}:*"):
-            client.delete(key)
         client.close()
 
 
@@ -143,13 +134,7 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # Celery's warm shutdown
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, grace=30)  # Celery's warm shutdown
 
 
 @dataclass
