@@ -21,20 +21,22 @@ log = logging.getLogger(__name__)
 BATCH = 64
 
 
-def split_history(rows: Sequence[dict[str, Any]], replay: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Older rows to train on and newer rows to replay: by `created_at` when every row has one, else a seeded
-    shuffle (a history without dates has no "newer"; the report says which)."""
+def split_history(rows: Sequence[dict[str, Any]], replay: float, seed: int) -> tuple[list[dict], list[dict], str]:
+    """Older rows to train on, newer rows to replay, and the order used: by `created_at` when every row has one,
+    else a seeded shuffle (a history without dates has no "newer"; the report says which)."""
     if not 0 < replay < 1:
         raise DataError("--replay", f"the replayed share must be between 0 and 1, got {replay}")
     rows = list(rows)
     if all(r.get("created_at") for r in rows):
         rows.sort(key=lambda r: str(r["created_at"]))
+        order = "created_at"
     else:
         random.Random(seed).shuffle(rows)
+        order = f"seeded shuffle (seed {seed})"
     cut = round(len(rows) * (1 - replay))
     if cut < 10 or cut == len(rows):
         raise DataError("history", f"{len(rows)} rows leave too few to train on or to replay at share {replay}")
-    return rows[:cut], rows[cut:]
+    return rows[:cut], rows[cut:], order
 
 
 def replay_history(
@@ -48,7 +50,7 @@ def replay_history(
     from agents.store.tickets import Store
     from agents.types import Ticket
 
-    train, replayed = split_history(rows, replay, seed)
+    train, replayed, order = split_history(rows, replay, seed)
     with tempfile.TemporaryDirectory(prefix="shadow-replay-") as tmp:
         write_jsonl(Path(tmp) / "train.jsonl", train)
         scoped = settings.model_copy(
@@ -86,7 +88,7 @@ def replay_history(
         "rows": len(rows),
         "trained_on": len(train),
         "replayed": len(replayed),
-        "order": "created_at" if all(r.get("created_at") for r in rows) else f"seeded shuffle (seed {seed})",
+        "order": order,
         "train_seconds": round(trained_s, 1),
         "replay_seconds": round(replay_s, 1),
     }
