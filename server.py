@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from agents.app import Engine, build_engine
+from agents.connectors.service import ConnectorService
 from agents.settings import Settings
 from agents.store.outcomes import agreement_by_field
 from agents.store.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
@@ -27,6 +28,7 @@ from agents.types import Ticket, TriageResult
 from agents.web.access_log import redact_access_log
 from agents.web.ask import add_ask_routes
 from agents.web.auth import Gate, KeyRing, NewApiKey, Principal, Scope
+from agents.web.connectors import add_connector_routes
 from agents.web.console import console_router
 from agents.web.desk import Desk
 from agents.web.errors import ApiError, BodyLimit, install_error_handlers
@@ -94,6 +96,7 @@ class Core:
     keys: KeyRing
     metrics: ServiceMetrics
     answerer: Answerer
+    connectors: ConnectorService
     started: float
     recovered: int = 0
 
@@ -157,15 +160,21 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         elif not keys.count_active():
             log.warning("no active API key: every API call will get 401; `triage serve` creates one on first start")
         review = Review(store, parts.service.kb)
-        state = Core(settings, store, parts.service, desk, review, gate, keys, metrics, parts.answerer, time.time())
+        connectors = ConnectorService.build(settings, store, desk, review, parts.service.modes)
+        metrics.outbox_counts = connectors.outbox.counts
+        state = Core(
+            settings, store, parts.service, desk, review, gate, keys, metrics, parts.answerer, connectors, time.time()
+        )
         state.recovered = await asyncio.to_thread(desk.recover)
         if state.recovered:
             log.warning("recovered %d ticket(s) left `received` by an earlier crash", state.recovered)
         await desk.batcher.start()
+        connectors.start()
         app.state.core = state
         try:
             yield
         finally:
+            await asyncio.to_thread(connectors.stop)
             await desk.batcher.stop()
             if isinstance(desk.queue, TicketQueue):
                 desk.queue.close()
@@ -192,6 +201,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console_router(need, dev_mode=settings.auth_dev_mode, ask=True))
     add_api_routes(app)
     add_ask_routes(app, need)
+    add_connector_routes(app, need)
     return app
 
 

@@ -82,6 +82,35 @@ class Settings(BaseSettings):
     # which redelivers when the connection drops); a ticket claimed by a worker is its own for claim_lease seconds
     worker_visibility_timeout: float = Field(default=3600.0, gt=0)
     worker_claim_lease: float = Field(default=300.0, gt=0)
+    # helpdesk connectors (agents/connectors/): a system is on when its URL and credentials are set, off otherwise
+    # (and says so at start); the mapping file turns our labels into each vendor's ids (kb_dir/connectors.json
+    # when None), checked against the taxonomy at start
+    zendesk_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: str | None = Field(default=None, repr=False)
+    zendesk_webhook_secret: str | None = Field(default=None, repr=False)
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = Field(default=None, repr=False)
+    jira_webhook_secret: str | None = Field(default=None, repr=False)
+    servicenow_url: str | None = None
+    servicenow_user: str | None = None
+    servicenow_password: str | None = Field(default=None, repr=False)
+    servicenow_inbound_token: str | None = Field(default=None, repr=False)  # the secret ServiceNow's calls carry
+    servicenow_inbound_user: str | None = None  # set: inbound calls use basic auth (user + inbound token)
+    zammad_url: str | None = None
+    zammad_token: str | None = Field(default=None, repr=False)
+    zammad_webhook_secret: str | None = Field(default=None, repr=False)
+    connector_mapping: Path | None = None
+    connector_replay_window: float = Field(default=300.0, gt=0)  # seconds a signed webhook timestamp stays valid
+    connector_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    connector_timeout: float = Field(default=10.0, gt=0)  # per vendor request
+    # the outbox (agents/connectors/outbox.py): every write-back is committed first, then delivered with retries
+    outbox_in_process: bool = True  # False: only `triage connectors deliver` processes deliver (e.g. one per site)
+    outbox_max_attempts: int = Field(default=8, ge=1)  # then `dead`, with the vendor's last answer, replayable
+    outbox_backoff: float = Field(default=2.0, gt=0)  # seconds before the first retry, doubled each time, jittered
+    outbox_backoff_max: float = Field(default=600.0, gt=0)
+    outbox_concurrency: int = Field(default=4, ge=1)  # deliveries in flight per process
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other

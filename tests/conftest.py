@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,14 @@ def served_answerer(trained_service, served_data_dir: Path):
 
     settings = Settings(data_dir=served_data_dir, embedder="hashing", policy="classical_only")
     return build_answerer(settings, embedder=trained_service.embedder)
+
+
+@pytest.fixture(params=["jira", "servicenow", "zammad", "zendesk"])
+def kit(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Each helpdesk vendor's test kit (tests/connector_kit.py) with its loopback server running."""
+    from tests.connector_kit import KITS
+    from tests.vendors.kit import running
+
+    made = KITS[request.param]()
+    with running(made.server):
+        yield made

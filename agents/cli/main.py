@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from agents.cli import ask, digest, evaluate, harness, keys, label, serve, shadow, ticket, train, worker
+from agents.cli import connectors as connector_commands
 from agents.cli import kb as kb_commands
 from agents.cli import models as model_commands
 from agents.cli import onboard as onboard_command
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parsers(sub, settings)  # keys create, keys list, keys revoke
     model_commands.add_parsers(sub, settings)  # models list, models promote, models rollback
     retrain_command.add_parsers(sub, settings)  # retrain: a candidate behind the gate
+    connector_commands.add_parsers(sub, settings)  # connectors status, backfill, outbox, replay, deliver
     worker.add_parsers(sub, settings)  # worker, worker replay, worker send
     shadow.add_parsers(sub, settings)  # shadow report
     return parser

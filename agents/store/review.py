@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from agents.store.outcomes import record_final_values, record_outcome
+from agents.store.outcomes import OutcomeSource, record_final_values, record_outcome
 from agents.store.records import DONE, FIELDS, AuditEntry, FeedbackIn, FeedbackRecord, TicketPatch, TicketRecord
 from agents.store.tables import FeedbackRow, TicketRow
 from agents.store.tickets import InvalidChange, Store, TicketBusy, TicketNotFound, as_utc, to_record
@@ -34,8 +36,16 @@ class Review:
         if value not in self.labels[field]:
             raise InvalidChange(field, f"{value!r} is not one of {self.labels[field]}")
 
-    def update(self, ticket_id: str, patch: TicketPatch, actor: str) -> TicketRecord:
-        """Apply the fields the caller sent; stamps first response, resolution and re-opening."""
+    def update(
+        self,
+        ticket_id: str,
+        patch: TicketPatch,
+        actor: str,
+        source: OutcomeSource = "patch",
+        also: Callable[[Session], None] | None = None,
+    ) -> TicketRecord:
+        """Apply the fields the caller sent; stamps first response, resolution and re-opening. `also` runs in the
+        same transaction (a connector records the vendor event there, so a redelivery finds it or finds nothing)."""
         sent = patch.model_dump(include=patch.model_fields_set)
         for name in FIELDS:
             if sent.get(name) is not None:
@@ -58,6 +68,8 @@ class Review:
                 if old != value:
                     changes[key] = [old, value]
                     setattr(row, key, value)
+            if also is not None:
+                also(session)
             if not changes:
                 return to_record(row)
             status = changes.get("status")
@@ -72,7 +84,7 @@ class Review:
             row.updated_at = now
             for name in FIELDS:  # an agent's value for a predicted field is its outcome (shadow agreement)
                 if name in changes and getattr(row, name):
-                    record_outcome(session, row, name, getattr(row, name), "patch", now)
+                    record_outcome(session, row, name, getattr(row, name), source, now)
             if status and status[1] in DONE:  # the values a ticket is resolved with are final
                 record_final_values(session, row, "resolved", now)
             session.add(self.store.audit_row(AuditEntry(kind="update", actor=actor, ticket_id=row.id, detail=changes)))

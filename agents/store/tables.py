@@ -17,6 +17,7 @@ class TicketRow(Base):
     """A ticket: committed as `received` before any model runs, `triaged` once its result is committed."""
 
     __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_channel_external_id", "channel", "external_id"),)  # a vendor's ticket id
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128))
@@ -115,3 +116,55 @@ class ApiKeyRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    """One write-back to a helpdesk, committed before it is sent: delivered with retries, or `dead` with the
+    vendor's last answer (replayable). `key` is unique: one write-back per ticket and kind, however often planned."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    system: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, dead, skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConnectorEventRow(Base):
+    """A vendor event already handled: a redelivery of the same (system, event_id) is answered, not redone."""
+
+    __tablename__ = "connector_events"
+    __table_args__ = (UniqueConstraint("system", "event_id", name="uq_connector_events_system_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConnectorCursorRow(Base):
+    """Where a backfill of one system stopped, so the next run resumes there."""
+
+    __tablename__ = "connector_cursors"
+
+    system: Mapped[str] = mapped_column(String(16), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cursor: Mapped[str | None] = mapped_column(Text)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

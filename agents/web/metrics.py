@@ -67,6 +67,13 @@ class _Derived(Collector):
             for status, count in sorted(m.ticket_counts().items()):
                 family.add_metric([status], float(count))
             yield family
+        if m.outbox_counts is not None:
+            family = GaugeMetricFamily(
+                "triage_outbox_items", "connector write-backs by system and status", labels=["system", "status"]
+            )
+            for (system, status), count in sorted(m.outbox_counts().items()):
+                family.add_metric([system, status], float(count))
+            yield family
 
 
 class ServiceMetrics:
@@ -82,6 +89,7 @@ class ServiceMetrics:
         self.breaker_state = breaker_state
         self.ticket_counts = ticket_counts
         self.agreement = agreement  # per field: outcomes and agreement of the last 7 days (agents/store/outcomes.py)
+        self.outbox_counts: Callable[[], dict[tuple[str, str], int]] | None = None  # connector write-backs
         self.lock = threading.Lock()
         self.counts = {"results": 0, "fallbacks": 0, "abstentions": 0}
         r = self.registry
