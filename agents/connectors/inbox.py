@@ -61,10 +61,13 @@ class ConnectorInbox:
         desk: Desk,
         review: Review,
         connectors: Connectors,
-        on_triaged: Callable[[str], None] | None = None,
+        plan: Callable[[Session, TicketRow], int] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.store, self.desk, self.review, self.connectors = store, desk, review, connectors
-        self.on_triaged = on_triaged or (lambda ticket_id: None)  # plan the write-back, wake the deliverer
+        # plan a triaged ticket's write-back in the transaction that records its event (else the delivery pass
+        # plans it), then wake the deliverer
+        self.plan, self.wake = plan, wake or (lambda: None)
 
     def verified_event(self, system: str, headers: Mapping[str, str], body: bytes, now: float) -> InboundEvent:
         """The caller is checked before the body is even decoded; then the event is read."""
@@ -129,9 +132,8 @@ class ConnectorInbox:
         key = f"{event.system}:{event.external_id}"
         records, replay = await self.desk.submit([ticket], key, None, scope="connector", batch=False)
         record = records[0]
-        await asyncio.to_thread(self._remember, event, record.id)
-        if record.status != "received":
-            await asyncio.to_thread(self.on_triaged, record.id)
+        if await asyncio.to_thread(self._remember, event, record.id, record.status != "received"):
+            self.wake()
         done = EventDone(system=event.system, event_id=event.event_id, kind=event.kind, ticket_id=record.id)
         done.status, done.duplicate = record.status, replay
         if not event.resolved or replay:
@@ -141,12 +143,16 @@ class ConnectorInbox:
             return done
         return await asyncio.to_thread(self.update, event, record.id, remember=False)  # a ticket closed already
 
-    def _remember(self, event: InboundEvent, ticket_id: str | None) -> None:
-        try:
-            with self.store.write() as session:
-                session.add(self._event_row(event, ticket_id))
-        except IntegrityError:  # the same event raced in twice: the ticket itself was created once
-            pass
+    def _remember(self, event: InboundEvent, ticket_id: str, triaged: bool) -> int:
+        """Record the event and plan the ticket's write-back in one transaction; how many items are to be sent."""
+        with self.store.write() as session:
+            try:
+                with session.begin_nested():
+                    session.add(self._event_row(event, ticket_id))
+            except IntegrityError:  # the same event raced in twice: the ticket itself was created once
+                pass
+            row = session.get(TicketRow, ticket_id) if triaged and self.plan else None
+            return self.plan(session, row) if row is not None and self.plan else 0
 
     def _event_row(self, event: InboundEvent, ticket_id: str | None) -> ConnectorEventRow:
         return ConnectorEventRow(

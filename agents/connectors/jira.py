@@ -33,6 +33,7 @@ from agents.connectors.base import (
     need,
 )
 from agents.connectors.signatures import check_hub_signature
+from agents.connectors.text import iso_time
 
 EVENT_KINDS = {"jira:issue_created": "created", "jira:issue_updated": "updated"}
 SEARCH_FIELDS = ["summary", "description", "priority", "labels", "components", "status", "created", "reporter"]
@@ -104,7 +105,7 @@ class JiraConnector(Connector):
             title=str(fields.get("summary") or "").strip(),
             body=plain_text(fields.get("description")),
             requester=_person(fields.get("reporter")),
-            created_at=jira_time(fields.get("created")),
+            created_at=iso_time(fields.get("created")),
             values=self._values(fields),
             resolved=category.get("key") == "done",
             author=author,
@@ -234,17 +235,6 @@ def _flatten(node: Any, out: list[str]) -> None:
     _flatten(node.get("content"), out)
     if kind in _ADF_BLOCKS:
         out.append("\n")
-
-
-def jira_time(value: Any) -> datetime | None:
-    """Jira's `2026-12-05T10:00:00.000+0000` as an aware datetime (None when absent or not a time)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _object(value: Any) -> dict[str, Any]:

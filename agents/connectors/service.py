@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agents.connectors.delivery import Deliverer, DeliveryPolicy
 from agents.connectors.inbox import ConnectorInbox
 from agents.connectors.outbox import Outbox
 from agents.connectors.registry import Connectors, build_connectors
-from agents.connectors.writeback import plan_pending
+from agents.connectors.writeback import plan_rows
 from agents.modes import ModeTable
 from agents.settings import Settings
 from agents.store.review import Review
+from agents.store.tables import OutboxRow, TicketRow
 from agents.store.tickets import Store
 from agents.web.desk import Desk
 
@@ -60,11 +63,12 @@ class ConnectorService:
         outbox = Outbox(store, lease=timedelta(seconds=max(60.0, 4 * settings.connector_timeout)))
         deliverer = Deliverer(outbox, connectors.on, delivery_policy(settings), transport=transport)
 
-        def triaged(ticket_id: str) -> None:  # plan the write-back now; the deliverer sends it without waiting
-            if plan_pending(outbox, deliverer.mappings, ticket_ids=[ticket_id]):
-                deliverer.wake.set()
+        def plan(session: Session, row: TicketRow) -> int:
+            if session.scalar(select(OutboxRow.id).where(OutboxRow.ticket_id == row.id)) is not None:
+                return 0  # planned already (a redelivered event)
+            return plan_rows(session, outbox, deliverer.mappings, [row])
 
-        inbox = ConnectorInbox(store, desk, review, connectors, on_triaged=triaged)
+        inbox = ConnectorInbox(store, desk, review, connectors, plan=plan, wake=deliverer.wake.set)
         return cls(connectors, outbox, inbox, deliverer, in_process=settings.outbox_in_process)
 
     def start(self) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agents.connectors.base import FIELDS, FieldMapping, WriteBack
 from agents.connectors.outbox import Outbox
@@ -95,16 +96,21 @@ def plan_pending(
     )
     if ticket_ids is not None:  # just these (right after their triage): no scan of the whole store
         query = query.where(TicketRow.id.in_(ticket_ids))
-    added = 0
     with outbox.store.write() as session:
-        for row in session.scalars(query):
-            if row.meta.get("backfill") or row.external_id is None or row.result is None:
-                outbox.add(session, **_fields(row, None, "skipped"))
-                continue
-            result = TriageResult.model_validate(row.result)
-            write = plan_writeback(row.channel, row.id, row.external_id, result, mappings[row.channel])
-            added += outbox.add(session, **_fields(row, write, "pending" if write else "skipped"))
-    return added
+        return plan_rows(session, outbox, mappings, list(session.scalars(query)))
+
+
+def plan_rows(session: Session, outbox: Outbox, mappings: Mapping[str, FieldMapping], rows: list[TicketRow]) -> int:
+    """Add the outbox items of these triaged rows inside the caller's transaction; how many are to be sent."""
+    pending = 0
+    for row in rows:
+        if row.meta.get("backfill") or row.external_id is None or row.result is None or row.channel not in mappings:
+            outbox.add(session, **_fields(row, None, "skipped"))
+            continue
+        result = TriageResult.model_validate(row.result)
+        write = plan_writeback(row.channel, row.id, row.external_id, result, mappings[row.channel])
+        pending += outbox.add(session, **_fields(row, write, "pending" if write else "skipped")) and write is not None
+    return pending
 
 
 def _fields(row: TicketRow, write: WriteBack | None, status: str) -> dict[str, object]:

@@ -10,10 +10,8 @@ contains "closed" or "resolved" (custom states such as "resolved - confirmed").
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -31,11 +29,10 @@ from agents.connectors.base import (
     need,
 )
 from agents.connectors.signatures import check_hub_signature
+from agents.connectors.text import iso_time, plain_text
 
 CREATED_WITHIN = 2.0  # seconds between created_at and updated_at that still count as the creation (no trigger name)
 RELATIONS = {"group": "Group", "priority": "TicketPriority", "state": "TicketState", "customer": "User"}  # -> assets
-SKIP_TAGS = {"script", "style", "head", "title"}
-BLOCK_TAG = re.compile(r"p|div|br|li|tr|blockquote|pre|h[1-6]|ul|ol|table")  # a line break before and after
 
 
 class BackfillCursorInvalid(ConnectorError):
@@ -46,46 +43,6 @@ class BackfillCursorInvalid(ConnectorError):
     def __init__(self, system: str, cursor: str) -> None:
         self.cursor = cursor
         super().__init__(system, f"the backfill cursor {cursor[:40]!r} is not a page number")
-
-
-class _HtmlText(HTMLParser):
-    """Article HTML as plain text: blocks and <br> become line breaks, scripts and styles are dropped."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in SKIP_TAGS:
-            self._skip += 1
-        elif BLOCK_TAG.fullmatch(tag):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in SKIP_TAGS:
-            self._skip = max(0, self._skip - 1)
-        elif BLOCK_TAG.fullmatch(tag):
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(re.sub(r"[ \t\r\f\v]+", " ", data.replace("\n", " ")))
-
-    def text(self) -> str:
-        lines = [line.strip() for line in "".join(self.parts).split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def plain_text(body: str, content_type: str | None) -> str:
-    """An article body as plain text; Zammad bodies are HTML when the content type is text/html."""
-    kind = (content_type or "").lower()
-    if "html" not in kind and (kind or not re.search(r"<(br|div|p|span|img|a|b|i)\b", body, re.I)):
-        return body.strip()  # text/plain, or no content type and no markup
-    parser = _HtmlText()
-    parser.feed(body)
-    parser.close()
-    return parser.text()
 
 
 def name_of(value: Any) -> str | None:
@@ -101,16 +58,6 @@ def tags_of(ticket: Mapping[str, Any]) -> list[str] | None:
     if isinstance(tags, str):
         return [t.strip() for t in tags.split(",") if t.strip()]
     return [str(t) for t in tags] if isinstance(tags, list) else None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_resolved(state: str | None) -> bool:
@@ -150,7 +97,7 @@ class ZammadConnector(Connector):
             return "created"
         if "update" in trigger and "create" not in trigger:
             return "updated"
-        created, updated = parse_time(ticket.get("created_at")), parse_time(ticket.get("updated_at"))
+        created, updated = iso_time(ticket.get("created_at")), iso_time(ticket.get("updated_at"))
         if created and updated and abs((updated - created).total_seconds()) <= CREATED_WITHIN:
             return "created"
         return "updated"
@@ -171,7 +118,7 @@ class ZammadConnector(Connector):
             title=str(ticket.get("title") or "").strip(),
             body=body,
             requester=name_of(ticket.get("customer")),
-            created_at=parse_time(ticket.get("created_at")),
+            created_at=iso_time(ticket.get("created_at")),
             values={field: value for field, value in values.items() if value},
             resolved=is_resolved(name_of(ticket.get("state"))),
             author=name_of(ticket.get("updated_by")),
@@ -224,7 +171,7 @@ class ZammadConnector(Connector):
         tickets = search_tickets(response.json())
         events = []
         for ticket in tickets:
-            created = parse_time(ticket.get("created_at"))
+            created = iso_time(ticket.get("created_at"))
             if created is None or created < start:  # the query is by day: drop the earlier hours of `since`'s day
                 continue
             if tags_of(ticket) is None and self.mapping.category:

@@ -33,6 +33,7 @@ from agents.connectors.base import (
     need,
 )
 from agents.connectors.signatures import check_zendesk_signature
+from agents.connectors.text import iso_time
 from agents.errors import TriageError
 
 Kind = Literal["created", "updated"]
@@ -133,7 +134,7 @@ class ZendeskConnector(Connector):
             title=_text(ticket.get("subject")),
             body=_text(ticket.get("description")),
             requester=requester or None,
-            created_at=_when(ticket.get("created_at")),
+            created_at=iso_time(ticket.get("created_at")),
             values=self._values(ticket),
             resolved=status in RESOLVED_STATUSES,
             author=author,
@@ -213,7 +214,7 @@ class ZendeskConnector(Connector):
         data = response.json()
         events = []
         for ticket in data.get("tickets") or []:
-            created = _when(ticket.get("created_at"))
+            created = iso_time(ticket.get("created_at"))
             if created is None or created < since or _text(ticket.get("status")).lower() == "deleted":
                 continue
             ticket_id = self._ticket_id(ticket.get("id"), "tickets[].id")
@@ -234,18 +235,6 @@ def _tags(value: Any) -> list[str]:
     if isinstance(value, list):
         return [_text(tag) for tag in value if _text(tag)]
     return _text(value).split()
-
-
-def _when(value: Any) -> datetime | None:
-    """An ISO 8601 time ("2026-03-02T09:15:27Z", or "2026-03-02T09:15Z" from the placeholders) in UTC, or None."""
-    text = _text(value)
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _relative(next_page: Any) -> str | None:
