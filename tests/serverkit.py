@@ -28,6 +28,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def head_revision() -> str:
+    """The newest Alembic revision: what every migrated database must be at."""
+    from alembic.script import ScriptDirectory
+
+    from agents.store.tickets import MIGRATIONS
+
+    return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
+
+
 def fresh_data_dir(template: Path, target: Path) -> Path:
     """A new data folder with the trained models and index of `template`, and no database yet."""
     target.mkdir(parents=True, exist_ok=True)

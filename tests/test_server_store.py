@@ -17,6 +17,7 @@ from agents.store.tickets import IdempotencyConflict, Store
 from agents.types import Ticket
 from agents.web.desk import Desk
 from agents.web.metrics import ServiceMetrics
+from tests.serverkit import head_revision
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_migrations_create_the_schema_once_in_wal_mode(tmp_path: Path) -> None:
     assert {"tickets", "feedback", "audit", "api_keys", "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "triage.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     columns = {c["name"] for c in inspect(store.engine).get_columns("tickets")}
     assert {
         "status",

@@ -29,11 +29,12 @@ from test_server_api import Api, make_api
 
 from agents.store.records import FeedbackIn, TicketPatch
 from agents.store.review import Review, feedback_training_rows
-from agents.store.tables import TicketRow
+from agents.store.tables import Base, TicketRow
 from agents.store.tickets import MIGRATIONS, IdempotencyConflict, Store, make_engine, utcnow
 from agents.types import Ticket
 from agents.web.desk import Desk
 from agents.web.metrics import ServiceMetrics
+from tests.serverkit import head_revision
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_URL = make_url(os.environ.get("TRIAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
@@ -107,7 +108,7 @@ def pg_url(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
 def store(pg_url: str, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(tmp_path / "unused", pg_url)
     with opened.write() as session:
-        session.execute(text("TRUNCATE tickets, feedback, outcomes, audit, api_keys RESTART IDENTITY"))
+        session.execute(text(f"TRUNCATE {', '.join(Base.metadata.tables)} RESTART IDENTITY"))  # every table
     yield opened
     opened.close()
     assert not (tmp_path / "unused").exists(), "a PostgreSQL URL must not create a SQLite file"
@@ -244,7 +245,7 @@ def test_replicas_starting_together_on_an_empty_database_migrate_once(server: Se
     assert [p.returncode for p in replicas] == [0, 0, 0], [err[-2000:] for _, err in outputs]
     engine = make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(head_revision(),)]
     engine.dispose()
 
 

@@ -150,7 +150,7 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "command. Backfilled tickets are never written back. --export appends each ticket with the vendor's labels "
         "as JSONL, which `triage onboard` reads.",
     )
-    p.add_argument("system", choices=("zendesk", "jira", "servicenow", "zammad"))
+    p.add_argument("system", choices=("zendesk", "jira", "servicenow", "zammad"), help="the helpdesk to read from")
     p.add_argument("--since", type=since_arg, required=True, help="tickets created since: a date or a span (30d)")
     p.add_argument("--max-pages", type=int, help="stop after this many pages (the next run resumes)")
     p.add_argument("--export", help="also append the tickets to this JSONL file")
@@ -162,9 +162,9 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "list write-backs: pending, delivered, dead or skipped",
         "triage connectors outbox --status dead",
     )
-    p.add_argument("--status", choices=("pending", "delivered", "dead", "skipped"))
-    p.add_argument("--system", choices=("zendesk", "jira", "servicenow", "zammad"))
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--status", choices=("pending", "delivered", "dead", "skipped"), help="only items in this state")
+    p.add_argument("--system", choices=("zendesk", "jira", "servicenow", "zammad"), help="only this helpdesk's items")
+    p.add_argument("--limit", type=int, default=50, help="newest items shown (default 50)")
     add_data_dir(p)
     p.set_defaults(func=lambda a: cmd_outbox(a, settings_fn))
     p = command(
@@ -174,8 +174,8 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "triage connectors replay",
         "triage connectors replay 12 13",
     )
-    p.add_argument("ids", nargs="*", type=int)
-    p.add_argument("--system", choices=("zendesk", "jira", "servicenow", "zammad"))
+    p.add_argument("ids", nargs="*", type=int, help="outbox item ids (default: every dead item)")
+    p.add_argument("--system", choices=("zendesk", "jira", "servicenow", "zammad"), help="only this helpdesk's items")
     add_data_dir(p)
     p.set_defaults(func=lambda a: cmd_replay(a, settings_fn))
     p = command(
