@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
@@ -166,6 +167,11 @@ class Connector(ABC):
             timeout=self.config.timeout,
             transport=transport,
         )
+
+
+def basic_credentials(user: str, secret: str) -> str:
+    """The value after `Basic ` in an Authorization header: base64 of `user:secret`."""
+    return base64.b64encode(f"{user}:{secret}".encode()).decode()
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -9,7 +9,6 @@ writing a team replaces the issue's components with that one component.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from agents.connectors.base import (
     SignatureInvalid,
     VendorCall,
     WriteBack,
+    basic_credentials,
     header,
     need,
 )
@@ -131,7 +131,7 @@ class JiraConnector(Connector):
     def auth_headers(self) -> dict[str, str]:
         if not self.config.user:
             raise ConnectorError(self.system, "TRIAGE_JIRA_EMAIL is not set: Jira API tokens need the account email")
-        credentials = base64.b64encode(f"{self.config.user}:{self.config.token}".encode()).decode()
+        credentials = basic_credentials(self.config.user, self.config.token)
         return {"Authorization": f"Basic {credentials}"}
 
     def calls(self, write: WriteBack) -> list[VendorCall]:

@@ -9,7 +9,6 @@ priority lookup rules derive `priority` from those two). Inbound values use the 
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from agents.connectors.base import (
     SignatureInvalid,
     VendorCall,
     WriteBack,
+    basic_credentials,
     need,
 )
 from agents.connectors.signatures import check_bearer_or_basic
@@ -164,7 +164,7 @@ class ServiceNowConnector(Connector):
     def auth_headers(self) -> dict[str, str]:
         if not self.config.user:
             raise SettingMissing("TRIAGE_SERVICENOW_USER", "basic authentication to the Table API")
-        credentials = base64.b64encode(f"{self.config.user}:{self.config.token}".encode()).decode()
+        credentials = basic_credentials(self.config.user, self.config.token)
         return {"Authorization": f"Basic {credentials}"}
 
     def calls(self, write: WriteBack) -> list[VendorCall]:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from agents.connectors.base import SignatureInvalid, header
+from agents.connectors.base import SignatureInvalid, basic_credentials, header
 
 
 def hmac_hex(secret: str, body: bytes, algorithm: str) -> str:
@@ -76,6 +76,6 @@ def check_bearer_or_basic(system: str, headers: Mapping[str, str], secret: str, 
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), secret.encode()):
             raise SignatureInvalid(system, "the bearer token is wrong")
         return
-    expected = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    expected = basic_credentials(user, secret)
     if scheme.lower() != "basic" or not hmac.compare_digest(credentials.strip().encode(), expected.encode()):
         raise SignatureInvalid(system, "the basic-auth user or password is wrong")

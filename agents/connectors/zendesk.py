@@ -10,7 +10,6 @@ from the template in docs/connectors/zendesk.md (`{"trigger": ..., "ticket": {..
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from agents.connectors.base import (
     SignatureInvalid,
     VendorCall,
     WriteBack,
+    basic_credentials,
     need,
 )
 from agents.connectors.signatures import check_zendesk_signature
@@ -169,7 +169,7 @@ class ZendeskConnector(Connector):
         """API token auth: Basic base64("{email}/token:{api_token}")."""
         if not self.config.user:
             raise ConnectorError(self.system, "no API user e-mail is set (TRIAGE_ZENDESK_EMAIL)")
-        credentials = base64.b64encode(f"{self.config.user}/token:{self.config.token}".encode()).decode()
+        credentials = basic_credentials(f"{self.config.user}/token", self.config.token)
         return {"Authorization": f"Basic {credentials}"}
 
     def calls(self, write: WriteBack) -> list[VendorCall]:
