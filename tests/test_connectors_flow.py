@@ -158,5 +158,7 @@ def test_a_write_to_a_ticket_deleted_in_the_vendor_is_dead_visible_and_replayabl
         again = wait_for(lambda: [i for i in outbox(api, "dead") if i["attempts"] == 1])
         assert api.client.post("/v1/connectors/outbox/999/replay", headers=api.admin).status_code == 404
         metrics = api.client.get("/metrics", headers=api.read).text
+        console = api.client.get("/console/outbox", headers=api.read)
+    assert console.status_code == 200 and f'data-item="{dead["id"]}"' in console.text and "404" in console.text
     assert again[0]["id"] == dead["id"]
     assert f'triage_outbox_items{{status="dead",system="{kit.system}"}} 1.0' in metrics

@@ -76,6 +76,15 @@ def console_router(need: Callable[[Any], Any], *, dev_mode: bool, ask: bool = Fa
         report = build_report(outcomes, target=c.settings.precision_target, until=now, since=now - timedelta(days=7))
         return render(request, "_shadow.html", report=report, modes=c.service.modes)
 
+    @router.get("/console/outbox", response_class=HTMLResponse, dependencies=[need("read")])
+    async def outbox(request: Request) -> HTMLResponse:
+        """Each connector's write-backs by state, and the dead ones with the vendor's last answer."""
+        service = request.app.state.core.connectors
+        counts = await asyncio.to_thread(service.outbox.counts)
+        dead = await asyncio.to_thread(service.outbox.list, "dead", None, 20)
+        systems = {s: {st: n for (sy, st), n in sorted(counts.items()) if sy == s} for s in service.connectors.on}
+        return render(request, "_outbox.html", systems=systems, dead=dead)
+
     @router.get("/console/review", response_class=HTMLResponse, dependencies=[need("read")])
     async def review(request: Request, limit: int = 20) -> HTMLResponse:
         c = request.app.state.core

@@ -57,6 +57,7 @@ function refreshAll() {
   refresh("queue", "/console/queue");
   refresh("review", "/console/review");
   if (ticks % 20 === 0) refresh("shadow", "/console/shadow");
+  if (ticks % 20 === 0) refresh("outbox", "/console/outbox");
   if (ticks++ % 20 === 0) refreshDigest().catch(() => {});
 }
 
