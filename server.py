@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -130,6 +131,19 @@ def check_batch(size: int, limit: int) -> None:
         raise ApiError(422, "batch_too_large", f"a batch holds at most {limit} tickets, got {size}")
 
 
+async def sweep(desk: Desk, settings: Settings) -> None:
+    """Every TRIAGE_SWEEP_INTERVAL seconds, triage tickets left `received` longer than TRIAGE_SWEEP_AFTER (another
+    replica died mid-request, or this one's triage failed): the service recovers without a retry or a restart."""
+    after = timedelta(seconds=settings.sweep_after)
+    while True:
+        await asyncio.sleep(settings.sweep_interval)
+        try:
+            if saved := await asyncio.to_thread(desk.recover, None, after):
+                log.warning("swept %d ticket(s) left received for over %.0f s", saved, settings.sweep_after)
+        except Exception:  # the database is away, say: the next sweep tries again
+            log.exception("sweep of tickets left received failed")
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """The app; the store, models and index are loaded (or built) in the lifespan, never at import.
     `engine` (triage service, answerer and their circuit breaker) may be passed in ready-made."""
@@ -170,10 +184,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             log.warning("recovered %d ticket(s) left `received` by an earlier crash", state.recovered)
         await desk.batcher.start()
         connectors.start()
+        sweeper = asyncio.create_task(sweep(desk, settings)) if desk.queue is None else None
         app.state.core = state
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await asyncio.to_thread(connectors.stop)
             await desk.batcher.stop()
             if isinstance(desk.queue, TicketQueue):

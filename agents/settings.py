@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     outbox_backoff: float = Field(default=2.0, gt=0)  # seconds before the first retry, doubled each time, jittered
     outbox_backoff_max: float = Field(default=600.0, gt=0)
     outbox_concurrency: int = Field(default=4, ge=1)  # deliveries in flight per process
+    # in-process triage: every sweep_interval seconds a server triages tickets left `received` for sweep_after
+    # seconds (a replica killed mid-request leaves them; without a sweep only a retry or a restart would finish them)
+    sweep_interval: float = Field(default=60.0, gt=0)
+    sweep_after: float = Field(default=300.0, ge=0)
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other

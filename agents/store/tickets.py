@@ -241,15 +241,21 @@ class Store:
                 if row.status == "received":
                     row.status, row.error, row.needs_human, row.updated_at = "failed", error[:2000], True, self.clock()
 
-    def claim_received(self, limit: int, max_attempts: int) -> list[TicketRecord]:
+    def claim_received(
+        self, limit: int, max_attempts: int, *, older_than: timedelta | None = None
+    ) -> list[TicketRecord]:
         """Tickets a crash left `received`, oldest first; each claim counts an attempt, and too many fail it.
         A claim stamps `updated_at`; a ticket claimed within `claim_lease` is its claimer's and is not claimed
         again (0 on SQLite: as before, every claim takes what is `received`). On PostgreSQL the candidates are
         locked with FOR UPDATE SKIP LOCKED in the claiming transaction, so two replicas take disjoint tickets
-        without waiting; SQLite ignores the clause (BEGIN IMMEDIATE already serialises claimers)."""
+        without waiting; SQLite ignores the clause (BEGIN IMMEDIATE already serialises claimers).
+        `older_than` (the running sweep): only tickets untouched that long, so a request still at work on its
+        own tickets, here or on another replica, keeps them."""
         now = self.clock()
         query = select(TicketRow).where(TicketRow.status == "received")
-        if self.claim_lease:  # never claimed (attempts 0): a crash's orphan, claimable at once, as on SQLite
+        if older_than is not None:
+            query = query.where(TicketRow.updated_at <= now - max(older_than, self.claim_lease))
+        elif self.claim_lease:  # never claimed (attempts 0): a crash's orphan, claimable at once, as on SQLite
             query = query.where(or_(TicketRow.attempts == 0, TicketRow.updated_at <= now - self.claim_lease))
         query = query.order_by(TicketRow.created_at).limit(limit).with_for_update(skip_locked=True)
         while True:  # a chunk whose every ticket ran out of attempts is failed; then look at the next chunk

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, Protocol
 
 from agents.store.records import TicketRecord
-from agents.store.tickets import Store, llm_audit
+from agents.store.tickets import Store, as_utc, llm_audit
 from agents.types import Ticket, TriageResult
 from agents.web.batching import MicroBatcher
 from agents.web.errors import ApiError
@@ -139,13 +140,19 @@ class Desk:
                 headers={"Retry-After": str(exc.retry_after)},
             ) from exc
 
-    def requeue_received(self) -> int:
-        """Blocking: send every ticket still `received` to the queue again (a task per ticket is idempotent, so
-        one already queued costs a no-op); returns how many, 0 when the broker cannot be reached (logged)."""
+    def requeue_received(self, older_than: timedelta | None = None) -> int:
+        """Blocking: send every ticket still `received` (untouched for `older_than`, when given) to the queue again
+        (a task per ticket is idempotent, so one already queued costs a no-op); returns how many, 0 when the broker
+        cannot be reached (logged)."""
         assert self.queue is not None
         ids: list[str] = []
-        while page := self.store.list({"status": "received"}, 1000, len(ids))[0]:
-            ids.extend(r.id for r in page)
+        seen = 0
+        cutoff = self.store.clock() - older_than if older_than is not None else None
+        while page := self.store.list({"status": "received"}, 1000, seen)[0]:
+            seen += len(page)
+            ids.extend(r.id for r in page if cutoff is None or as_utc(r.updated_at) <= cutoff)
+        if not ids:
+            return 0
         try:
             self.queue.enqueue(ids)
         except QueueUnavailable as exc:
@@ -153,13 +160,14 @@ class Desk:
             return 0
         return len(ids)
 
-    def recover(self, progress: Callable[[int], None] | None = None) -> int:
-        """Blocking, at start-up: triage every ticket a crash left `received` (with a queue: queue them again);
-        returns how many were saved (queued)."""
+    def recover(self, progress: Callable[[int], None] | None = None, older_than: timedelta | None = None) -> int:
+        """Blocking: triage every ticket a crash left `received` (with a queue: queue them again); returns how many
+        were saved (queued). At start-up every such ticket; the running sweep passes `older_than`, and takes only
+        tickets untouched that long (a replica killed mid-request leaves them to the others)."""
         if self.queue is not None:
-            return self.requeue_received()
+            return self.requeue_received(older_than)
         saved = 0
-        while batch := self.store.claim_received(self.chunk, MAX_ATTEMPTS):
+        while batch := self.store.claim_received(self.chunk, MAX_ATTEMPTS, older_than=older_than):
             try:
                 results = self.triage_now([as_ticket(r) for r in batch])
             except Exception as exc:
