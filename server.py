@@ -164,6 +164,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         metrics.ticket_counts = store.count_by_status
         metrics.agreement = lambda: agreement_by_field(store, datetime.now(UTC) - timedelta(days=7))
         desk = Desk(store, parts.service, metrics, queue=TicketQueue.from_settings(settings))
+        if isinstance(desk.queue, TicketQueue):
+            metrics.queue_depths = desk.queue.depths
         keys = KeyRing(store)
         gate = build_gate(settings, keys)
         if settings.auth_dev_mode:

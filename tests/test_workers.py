@@ -391,6 +391,8 @@ def test_intake_with_a_broker_answers_202_and_queues_the_ids(queued_api: Api, de
     assert deployment.broker.waiting(LLM) == []
     page = queued_api.client.get("/v1/tickets", headers=queued_api.read, params={"status": "received"}).json()
     assert page["total"] == 41
+    metrics = queued_api.client.get("/metrics", headers=queued_api.read).text
+    assert 'triage_queue_depth{queue="fast"} 3.0' in metrics and 'triage_queue_depth{queue="llm"} 0.0' in metrics
 
 
 def test_a_broker_that_cannot_be_reached_is_a_503_and_the_next_start_queues_the_ticket(

@@ -67,6 +67,11 @@ class _Derived(Collector):
             for status, count in sorted(m.ticket_counts().items()):
                 family.add_metric([status], float(count))
             yield family
+        if m.queue_depths is not None:
+            family = GaugeMetricFamily("triage_queue_depth", "tasks waiting on each worker queue", labels=["queue"])
+            for queue, depth in sorted(m.queue_depths().items()):
+                family.add_metric([queue], float(depth))
+            yield family
         if m.outbox_counts is not None:
             family = GaugeMetricFamily(
                 "triage_outbox_items", "connector write-backs by system and status", labels=["system", "status"]
@@ -90,6 +95,7 @@ class ServiceMetrics:
         self.ticket_counts = ticket_counts
         self.agreement = agreement  # per field: outcomes and agreement of the last 7 days (agents/store/outcomes.py)
         self.outbox_counts: Callable[[], dict[tuple[str, str], int]] | None = None  # connector write-backs
+        self.queue_depths: Callable[[], dict[str, int]] | None = None  # with a broker: tasks waiting per queue
         self.lock = threading.Lock()
         self.counts = {"results": 0, "fallbacks": 0, "abstentions": 0}
         r = self.registry

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from agents.errors import TriageError
 from agents.settings import Settings
-from agents.workers.config import DIGEST, DIGEST_TASK, FAST, LLM, REINDEX, REINDEX_TASK, TICKETS_TASK, build_celery
+from agents.workers.config import (
+    DIGEST,
+    DIGEST_TASK,
+    FAST,
+    LLM,
+    QUEUES,
+    REINDEX,
+    REINDEX_TASK,
+    TICKETS_TASK,
+    build_celery,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -77,6 +87,31 @@ class TicketQueue:
         except (KombuError, OSError, ConnectionError) as exc:
             log.warning("could not queue %s on %s: %s", name, self.where, exc)
             raise QueueUnavailable(self.where, f"{type(exc).__name__}: {exc}"[:300]) from exc
+
+    def depths(self) -> dict[str, int]:
+        """Tasks waiting on each queue (fast, llm, reindex, digest), read from the broker; {} when it cannot be
+        reached (a scrape must not fail because the broker is away)."""
+        from amqp.exceptions import ChannelError
+
+        depths: dict[str, int] = {}
+        try:
+            with self.app.connection_for_read() as conn:
+                conn.ensure_connection(max_retries=1, timeout=1)
+                for queue in QUEUES:
+                    channel = conn.channel()  # a passive declare of a missing queue closes its channel
+                    try:
+                        if hasattr(channel, "_size"):  # Redis: the lists themselves (no binding until a worker)
+                            depths[queue] = int(channel._size(queue))
+                        else:
+                            depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                    except ChannelError:  # never declared: no worker has listened to it, and nothing waits on it
+                        depths[queue] = 0
+                    finally:
+                        channel.close()
+        except Exception as exc:  # the broker's own errors differ by transport; none may break /metrics
+            log.debug("queue depths unavailable from %s: %s", self.where, exc)
+            return {}
+        return depths
 
     def close(self) -> None:
         self.app.close()
