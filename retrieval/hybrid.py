@@ -1,4 +1,4 @@
-"""Hybrid search: BM25 and dense rankings fused by reciprocal rank, returned as typed hits."""
+"""Hybrid search: lexical and dense rankings fused by reciprocal rank (per file or per chunk), as typed hits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from retrieval.documents import DocumentSignals
 from retrieval.errors import EmptyQuery
 from retrieval.index import SopIndex
 from retrieval.markdown import split_identifiers
@@ -16,9 +17,15 @@ from retrieval.markdown import split_identifiers
 log = logging.getLogger(__name__)
 
 Mode = Literal["lexical", "dense", "hybrid"]
+Fusion = Literal["documents", "chunks"]
+FUSIONS: tuple[Fusion, ...] = ("documents", "chunks")
 MAX_QUERY_CHARS = 2000
 CANDIDATES = 50
 SNIPPET_CHARS = 240
+# "documents" fusion: a small k lets the first places of each ranking count (chosen on the tune half of
+# evals/data/runbook_questions.v1.jsonl: k 10, 30, 60 were tried; see evals/reports/retrieval_questions.md)
+DOCUMENT_RRF_K = 10
+DOCUMENT_WEIGHTS = (1.0, 1.5, 0.5)  # whole-file BM25, pooled similarity, best chunk BM25 (also chosen on tune)
 
 
 class Hit(BaseModel):
@@ -52,6 +59,12 @@ def clean_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:
     return query
 
 
+def _ranked(scores: np.ndarray, *, positive_only: bool) -> list[int]:
+    """Positions by descending score; a lexical ranking leaves out what shares no word with the query."""
+    order = np.argsort(-scores, kind="stable")
+    return [int(i) for i in order if not positive_only or scores[i] > 0]
+
+
 def rrf(rankings: Sequence[Sequence[Hashable]], k: int = 60, weights: list[float] | None = None) -> dict[Any, float]:
     """Reciprocal rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1."""
     weights = weights or [1.0] * len(rankings)
@@ -63,12 +76,35 @@ def rrf(rankings: Sequence[Sequence[Hashable]], k: int = 60, weights: list[float
 
 
 class HybridSearcher:
-    """Searches one SopIndex lexically, densely, or both fused."""
+    """Searches one SopIndex lexically, densely, or both fused.
 
-    def __init__(self, index: SopIndex, *, rrf_k: int = 60, candidates: int = CANDIDATES) -> None:
+    Hybrid search over documents fuses, by default (`fusion="chunks"`), chunk BM25 and chunk similarity, each
+    reduced to its best chunk per file, with k=`rrf_k`. `fusion="documents"` fuses rankings of whole files instead:
+    BM25 over each file's full text (stemmed, the question's stop words dropped), the file's best chunk similarity
+    plus its similarity to the mean of its chunks, and its best chunk BM25. It finds runbooks from plain-words
+    questions better (evals/reports/retrieval_questions.md) and is opt-in, because on the `ask` question set it
+    moves one owner and two citations the wrong way.
+    """
+
+    def __init__(
+        self, index: SopIndex, *, rrf_k: int = 60, candidates: int = CANDIDATES, fusion: Fusion = "chunks"
+    ) -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}: expected one of {', '.join(FUSIONS)}")
         self.index = index
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.fusion: Fusion = fusion
+        self._documents: DocumentSignals | None = None
+
+    @property
+    def documents(self) -> DocumentSignals:
+        """Per-file signals of the index, built on first use (a whole-file BM25 and the chunk vectors)."""
+        if self._documents is None:
+            n = len(self.index)
+            vectors = self.index.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, self.index.embedder.dim))
+            self._documents = DocumentSignals(self.index.chunks, np.asarray(vectors, dtype=np.float32))
+        return self._documents
 
     def _lexical(self, query: str) -> tuple[list[int], np.ndarray]:
         scores = self.index.lexical.scores(query)
@@ -110,6 +146,8 @@ class HybridSearcher:
         if k < 1 or len(self.index) == 0:
             return []
         qvec = None if mode == "lexical" else (vector if vector is not None else self.index.embedder.embed([query])[0])
+        if mode == "hybrid" and unique_docs and self.fusion == "documents" and qvec is not None:
+            return self._by_documents(query, qvec, k)
         rankings: list[list[int]] = []
         raw: dict[int, float] = {}
         dense_scores: dict[int, float] = {}
@@ -159,6 +197,51 @@ class HybridSearcher:
                 )
             )
         return hits
+
+    def _by_documents(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
+        """Files ranked by weighted RRF of whole-file BM25, pooled similarity and best chunk BM25; each file is
+        shown by its best-ranked chunk."""
+        docs = self.documents
+        scores = docs.scores(query, qvec)
+        lexical = self.index.lexical.scores(query).astype(np.float64)
+        chunk_lexical = docs.best_per_doc(lexical)
+        rankings = [
+            _ranked(scores.body, positive_only=True),
+            _ranked(scores.dense, positive_only=False),
+            _ranked(chunk_lexical, positive_only=True),
+        ]
+        fused = rrf(rankings, k=DOCUMENT_RRF_K, weights=list(DOCUMENT_WEIGHTS))
+        # equal fused scores are common (1st + 3rd = 3rd + 1st): the pooled similarity breaks the tie
+        order = sorted(fused, key=lambda d: (-fused[d], -scores.dense[d]))[:k]
+        hits = []
+        for doc in order:
+            pos = self._representative(doc, lexical, scores.chunk_dense)
+            chunk = self.index.chunks[pos]
+            hits.append(
+                Hit(
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    section=chunk.section,
+                    path=chunk.path,
+                    score=round(fused[doc], 6),
+                    snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
+                    text=chunk.text,
+                    dense_score=round(float(scores.chunk_dense[pos]), 6),
+                    meta=chunk.meta,
+                )
+            )
+        return hits
+
+    def _representative(self, doc: int, lexical: np.ndarray, dense: np.ndarray) -> int:
+        """The file's chunk that ranks best in either chunk ranking (lexical wins a tie, as in chunk fusion)."""
+        members = np.flatnonzero(self.documents.chunk_doc == doc)
+        best_dense = int(members[np.argmax(dense[members])])
+        best_lexical = int(members[np.argmax(lexical[members])])
+        if lexical[best_lexical] <= 0:
+            return best_dense
+        lexical_rank = int((lexical > lexical[best_lexical]).sum())
+        dense_rank = int((dense > dense[best_dense]).sum())
+        return best_lexical if lexical_rank <= dense_rank else best_dense
 
     def _vector(self, pos: int) -> np.ndarray:
         return np.asarray(self.index.faiss_index.reconstruct(pos), dtype=np.float32)

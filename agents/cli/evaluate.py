@@ -16,33 +16,52 @@ def cmd_eval_retrieval(args: argparse.Namespace, settings_fn: SettingsFn) -> int
     from evals.tables import read_rows
     from retrieval.corpus import content_hash, load_chunks
     from retrieval.factory import make_embedder
-    from retrieval.hybrid import HybridSearcher, Mode
+    from retrieval.hybrid import FUSIONS, Fusion, HybridSearcher, Mode
     from retrieval.index import SopIndex
 
     kb = Path(args.kb)
+    if not kb.is_dir() or not Path(args.pairs).is_file():
+        print(f"skipped: {kb if not kb.is_dir() else args.pairs} is not on this machine")
+        return 0
     pairs = read_rows(args.pairs)
     settings = settings_fn(args)
     started = time.perf_counter()
     embedder = make_embedder(settings.embedder, settings.embed_precision)
-    index = SopIndex.build(load_chunks(kb), embedder, content_hash=content_hash(kb))
+    if args.index:  # a saved index of the same folder and embedder: refused when either differs
+        index = SopIndex.load(Path(args.index), embedder, expected_hash=content_hash(kb))
+    else:
+        index = SopIndex.build(load_chunks(kb), embedder, content_hash=content_hash(kb))
     build_s = time.perf_counter() - started
     modes: list[Mode] = ["lexical", "dense", "hybrid"] if args.mode == "all" else [args.mode]
-    metrics = evaluate_retrieval(HybridSearcher(index), pairs, args.query_field, args.target_field, modes)
+    fusions: list[Fusion] = sorted(FUSIONS) if args.fusion == "both" else [args.fusion]  # chunks first
+    metrics = evaluate_retrieval(
+        HybridSearcher(index, fusion=fusions[0]),
+        pairs,
+        args.query_field,
+        args.target_field,
+        modes,
+        fusions=fusions,
+        split_field=args.split_field,
+    )
+    last = next(label for label in metrics if label.startswith(modes[-1]))  # hybrid: the default fusion
     result = {
-        **metrics[modes[-1]],
-        "mode": modes[-1],
+        **{key: value for key, value in metrics[last].items() if key != "splits"},
+        "mode": last,
         "modes": metrics,
         "index_build_seconds": round(build_s, 2),
         "n_chunks": len(index),
+        "embedder": settings.embedder,
         "kb": str(kb),
         "pairs": str(args.pairs),
     }
     path = write_json(Path(args.out), "metrics.json", result)
-    for mode, m in metrics.items():
-        print(
-            f"{mode:8s} recall@1={m['recall_at_1']:.3f} recall@5={m['recall_at_5']:.3f} mrr={m['mrr']:.3f} "
-            f"p50={m.get('latency_ms_p50', 0):.1f}ms"
-        )
+    for label, m in metrics.items():
+        for part, row in [("all", m), *sorted(m.get("splits", {}).items())]:
+            print(
+                f"{label:16s} {part:5s} n={row['n']:<4d} recall@1={row['recall_at_1']:.3f} "
+                f"recall@5={row['recall_at_5']:.3f} recall@10={row['recall_at_10']:.3f} mrr={row['mrr']:.3f} "
+                f"p50={row.get('latency_ms_p50', 0):.1f}ms"
+            )
     print(f"wrote {path}")
     return 0
 
@@ -125,11 +144,21 @@ def add_parsers(ev: Any, settings_fn: SettingsFn) -> None:
         "retrieval",
         "recall@k and MRR of the SOP search on query -> document pairs",
         "triage eval retrieval --kb runbooks/ --pairs runbooks/alert_runbook_pairs.jsonl --out /tmp/retrieval",
+        "triage eval retrieval --kb ../shared/data/runbooks --pairs evals/data/runbook_questions.v1.jsonl "
+        "--query-field question --target-field target --split-field split --fusion both --out /tmp/questions",
     )
     p.add_argument("--kb", required=True, help="folder of Markdown to index")
     p.add_argument("--pairs", required=True, help="CSV, JSONL or zip of queries and the document each should find")
     p.add_argument("--query-field", default="query", help="column holding the query (default: %(default)s)")
     p.add_argument("--target-field", default="runbook_file", help="column naming the document (default: %(default)s)")
+    p.add_argument("--split-field", help="column splitting the rows (e.g. split: tune/test); figures per value too")
+    p.add_argument(
+        "--fusion",
+        choices=["chunks", "documents", "both"],
+        default="both",
+        help="hybrid fusion: of chunks (the search default), of whole files, or both side by side (default)",
+    )
+    p.add_argument("--index", help="a saved index of --kb (triage kb index) instead of building one")
     p.add_argument(
         "--mode",
         choices=["lexical", "dense", "hybrid", "all"],
