@@ -217,10 +217,10 @@ class EvalRunner:
         }
         (name, column), query = next(iter(spec.labels.items())), spec.text_columns[0]
         pairs = [{**r, query: text} for r, text in zip(table.rows, table.texts, strict=True)]
-        record["results"][name] = {}
-        for mode in ("lexical", "dense", "hybrid"):
-            metrics = evaluate_retrieval(HybridSearcher(index), pairs, query, column, [mode])
-            record["results"][name][mode] = metrics[mode]
+        # every mode, and the hybrid with each fusion (sections, whole documents), so neither regresses unseen
+        record["results"][name] = evaluate_retrieval(
+            HybridSearcher(index), pairs, query, column, ["lexical", "dense", "hybrid"], fusions=["chunks", "documents"]
+        )
 
     def _answers(self, spec: DatasetSpec, record: dict[str, Any]) -> None:
         table, _ = read_table(spec, spec.path)

@@ -97,6 +97,14 @@ def test_an_empty_baseline_fails_rather_than_passing_vacuously(tmp_path: Path) -
     assert code == 1 and "holds no gated metrics" in lines[0]
 
 
+def test_an_optional_data_set_absent_from_this_machine_is_skipped_and_said_so(tmp_path: Path) -> None:
+    absent = {"datasets": {"demo.v1": {"status": "skipped", "reason": "corpus folder is not on this machine"}}}
+    code, lines = run_gate(write(tmp_path, "b.json", summary()), write(tmp_path, "c.json", absent))
+    assert code == 0 and lines[0] == "SKIP demo.v1: corpus folder is not on this machine"
+    broken = {"datasets": {"demo.v1": {"status": "error", "reason": "boom"}}}
+    assert run_gate(write(tmp_path, "b.json", summary()), write(tmp_path, "e.json", broken))[0] == 1
+
+
 def test_a_run_with_another_embedder_is_not_compared(tmp_path: Path) -> None:
     base = write(tmp_path, "b.json", {**summary(), "embedder": "sentence-transformers/all-MiniLM-L6-v2"})
     code, lines = run_gate(base, write(tmp_path, "c.json", {**summary(), "embedder": "hashing-512-3"}))
