@@ -1,4 +1,4 @@
-"""Mentions of catalogue services in text: light stemming, whole-word phrases, denied mentions, subject position."""
+"""Mentions of catalogue services in text of any language: stemmed whole-word phrases, denials, subject position."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from agents.language import detect_language, loose_key
+
 WORD = re.compile(r"\w+")  # "invoice_4471" is one word (a file name), not "invoice"
 VOWEL = re.compile(r"[aeiouy]")
 SIBILANT_ES = re.compile(r"(?:s|x|z|ch|sh)es$")
@@ -18,7 +20,12 @@ SUBJECT_WEIGHT, PASSING_WEIGHT = 1.0, 0.5
 PHRASE_GAP = re.compile(r"[\s\-:/'’]*")
 SENTENCE_END = re.compile(r"[.!?;]+(?=\s|$)|\n")
 GREETING = re.compile(
-    r"\s*(?:(?:hi|hello|hey|hiya|dear|morning|good (?:morning|afternoon|evening)|greetings)\b[^.!?\n,]{0,20})?[,!.]?\s*"
+    r"\s*(?:(?:hi|hello|hey|hiya|dear|morning|good (?:morning|afternoon|evening)|greetings"
+    r"|hallo|moin|servus|guten (?:morgen|tag|abend)|liebe[rs]?|sehr geehrte[rn]?"  # German
+    r"|hola|buen[oa]s(?: días| tardes| noches)?|estimad[oa]s?"  # Spanish
+    r"|bonjour|bonsoir|salut|cher|chère|madame|monsieur"  # French
+    r"|olá|ola|oi|bom dia|boa (?:tarde|noite)|car[oa]s?|prezad[oa]s?"  # Portuguese
+    r"|goedemorgen|goedemiddag|goedenavond|beste|geachte)\b[^.!?\n,]{0,20})?[,!.]?\s*",  # Dutch
 )
 
 # "<service> [on phones | for me | itself | and <other>] works fine / is fine / seems unaffected"
@@ -103,9 +110,14 @@ def _key(word: str) -> str:
     return s[:-1] if len(s) > 3 and s.endswith("e") else s
 
 
-def tokens(folded: str) -> list[Token]:
-    """Word tokens of already folded text with their character spans."""
-    return [Token(_key(m.group()), m.start(), m.end()) for m in WORD.finditer(folded)]
+COMPOUND_LANGS = ("de", "nl")  # languages that write compounds as one word: "Diensthandy" is a "Handy"
+COMPOUND_HEAD, COMPOUND_PREFIX = 5, 3  # letters of the alias at the end of the compound, and before it
+
+
+def tokens(folded: str, loose: bool = False) -> list[Token]:
+    """Word tokens of already folded text with their character spans; `loose`: keys for another language."""
+    keyer = loose_key if loose else _key
+    return [Token(keyer(m.group()), m.start(), m.end()) for m in WORD.finditer(folded)]
 
 
 def _first_sentence(folded: str, pos: int) -> int:
@@ -149,36 +161,66 @@ def denial(folded: str, start: int, end: int) -> str:
     return ""
 
 
+Key = tuple[str, ...]
+Span = tuple[Key, int, int]
+
+
+class PhraseTable(NamedTuple):
+    """Phrases keyed one way (English stems, or loose keys for other languages): ids, display label, by first word."""
+
+    phrases: dict[Key, list[str]]
+    label: dict[Key, str]
+    by_first: dict[str, list[Key]]
+
+    @classmethod
+    def build(cls, named: Iterable[tuple[str, str]], loose: bool) -> PhraseTable:
+        phrases: dict[Key, list[str]] = {}
+        label: dict[Key, str] = {}
+        for phrase, ident in named:
+            key = tuple(t.key for t in tokens(fold(phrase), loose))
+            if key and ident not in phrases.setdefault(key, []):
+                phrases[key].append(ident)
+                label.setdefault(key, " ".join(phrase.lower().split()))
+        by_first: dict[str, list[Key]] = {}
+        for key in sorted(phrases, key=len, reverse=True):
+            by_first.setdefault(key[0], []).append(key)
+        return cls(phrases, label, by_first)
+
+
 class PhraseIndex:
     """Phrases (names, aliases) as stemmed word sequences, each naming one or more ids; found as whole words,
-    longest first, never overlapping."""
+    longest first, never overlapping. Text detected as another language is matched on loose keys (no accents, no
+    inflection ending), and German or Dutch compounds on their last part ("Diensthandy" names "Handy")."""
 
     def __init__(self, named: Iterable[tuple[str, str]]) -> None:
-        self.phrases: dict[tuple[str, ...], list[str]] = {}
-        self.label: dict[tuple[str, ...], str] = {}
-        for phrase, ident in named:
-            key = self.key(phrase)
-            if key and ident not in self.phrases.setdefault(key, []):
-                self.phrases[key].append(ident)
-                self.label.setdefault(key, " ".join(phrase.lower().split()))
-        self.by_first: dict[str, list[tuple[str, ...]]] = {}
-        for key in sorted(self.phrases, key=len, reverse=True):
-            self.by_first.setdefault(key[0], []).append(key)
+        pairs = list(named)
+        every = PhraseTable.build(pairs, loose=False)  # English or unsure text: stems of every language's words
+        self.phrases, self.label, self.by_first = every.phrases, every.label, every.by_first
+        self.loose = PhraseTable.build(pairs, loose=True)  # another language: loose keys
+        self.heads = sorted((k for k in self.loose.phrases if len(k) == 1 and len(k[0]) >= COMPOUND_HEAD), key=len)
 
     @staticmethod
-    def key(phrase: str) -> tuple[str, ...]:
+    def key(phrase: str) -> Key:
         return tuple(t.key for t in tokens(fold(phrase)))
 
-    def spans(self, folded: str, toks: Sequence[Token]) -> list[tuple[tuple[str, ...], int, int]]:
-        """(phrase key, first token, end token) in text order; a phrase inside a longer match does not count."""
+    def spans(
+        self, folded: str, toks: Sequence[Token], table: PhraseTable | None = None, compounds: bool = False
+    ) -> list[Span]:
+        """(phrase key, first token, end token) in text order; a phrase inside a longer match does not count.
+        With `compounds`, a word that ends in a one-word phrase (after COMPOUND_PREFIX letters) names it too."""
+        by_first = table.by_first if table is not None else self.by_first
         candidates = []
         for i, tok in enumerate(toks):
-            for key in self.by_first.get(tok.key, []):
+            for key in by_first.get(tok.key, []):
                 j = i + len(key)
                 if j <= len(toks) and all(toks[i + n].key == k for n, k in enumerate(key)):
                     gaps = (folded[toks[n].end : toks[n + 1].start] for n in range(i, j - 1))
                     if all(PHRASE_GAP.fullmatch(g) for g in gaps):
                         candidates.append((key, i, j))
+            if compounds and tok.key not in by_first:
+                head = next((h for h in reversed(self.heads) if self._compound(tok.key, h[0])), None)
+                if head is not None:
+                    candidates.append((head, i, i + 1))
         taken = [False] * len(toks)
         found = []
         for key, i, j in sorted(candidates, key=lambda c: -len(c[0])):
@@ -187,15 +229,24 @@ class PhraseIndex:
                 found.append((key, i, j))
         return sorted(found, key=lambda c: c[1])
 
-    def mentions(self, text: str) -> list[Mention]:
-        """Every id named in the text, in text order, with its denial cue and its weight by position."""
+    @staticmethod
+    def _compound(word: str, head: str) -> bool:
+        return word.endswith(head) and len(word) - len(head) >= COMPOUND_PREFIX
+
+    def mentions(self, text: str, lang: str | None = None) -> list[Mention]:
+        """Every id named in the text, in text order, with its denial cue and its weight by position. `lang` is the
+        text's language (detected when None); in a language other than English the loose keys match."""
         folded = fold(text)
-        toks = tokens(folded)
+        lang = detect_language(text).lang if lang is None else lang
+        foreign = lang not in ("", "en")
+        toks = tokens(folded, loose=foreign)
+        table = self.loose if foreign else None
         subject = subject_end(folded)
         out: list[Mention] = []
-        for key, i, j in self.spans(folded, toks):
+        for key, i, j in self.spans(folded, toks, table, compounds=lang in COMPOUND_LANGS):
             start, end = toks[i].start, toks[j - 1].end
             cue = denial(folded, start, end)
             weight = SUBJECT_WEIGHT if start < subject else PASSING_WEIGHT
-            out.extend(Mention(ident, self.label[key], start, end, cue, weight) for ident in self.phrases[key])
+            label, ids = (table.label[key], table.phrases[key]) if table else (self.label[key], self.phrases[key])
+            out.extend(Mention(ident, label, start, end, cue, weight) for ident in ids)
         return out

@@ -24,7 +24,9 @@ class ServiceMatcher:
     "printer", "sprinter" does not), longest match first; a mention the text says works is marked denied."""
 
     def __init__(self, services: dict[str, Service]) -> None:
-        self.index = PhraseIndex((phrase, svc.id) for svc in services.values() for phrase in [svc.name, *svc.aliases])
+        self.index = PhraseIndex(
+            (phrase, svc.id) for svc in services.values() for phrase in [svc.name, *svc.every_alias]
+        )
 
     def mentions(self, text: str) -> list[Mention]:
         """Every mention in text order, denied ones included (see `Mention.denied`)."""

@@ -103,7 +103,8 @@ class OnCall(_Strict):
 class Service(_Strict):
     id: Slug
     name: str
-    aliases: list[str] = []
+    aliases: list[str] = []  # English (what the embedder reads)
+    aliases_in: dict[str, list[str]] = {}  # other languages by ISO 639-1 code: {"de": ["drucker"]}
     description: str = ""
     category: Slug
     owner_team: Slug
@@ -112,6 +113,19 @@ class Service(_Strict):
     escalation: Slug
     channel: str
     sla_tier: Literal["gold", "silver", "bronze"]
+
+    @field_validator("aliases_in")
+    @classmethod
+    def _language_codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [code for code in value if not (len(code) == 2 and code.isascii() and code.isalpha() and code.islower())]
+        if bad:
+            raise ValueError(f"aliases_in is keyed by two-letter ISO 639-1 codes (de, es, fr ...), not {bad}")
+        return value
+
+    @property
+    def every_alias(self) -> list[str]:
+        """The English aliases, then those of every other language: what text in any language may call it."""
+        return [*self.aliases, *(alias for words in self.aliases_in.values() for alias in words)]
 
 
 class Catalogue(_Strict):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from agents.language import Detection, detect_language
 from agents.mentions import Mention, PhraseIndex, Token, denial, fold, tokens
 from agents.types import Owner
 from kb.loader import KnowledgeBase
@@ -72,7 +73,7 @@ class AliasIndex(PhraseIndex):
         super().__init__(
             (phrase, svc.id)
             for svc in services.values()
-            for phrase in [svc.name, svc.id.replace("-", " "), *svc.aliases]
+            for phrase in [svc.name, svc.id.replace("-", " "), *svc.every_alias]
         )
         self.names = {self.key(s.name) for s in services.values()}
         self.fuzzy_keys = [k for k in self.phrases if len(" ".join(k)) >= FUZZY_MIN_CHARS]
@@ -120,6 +121,7 @@ class OwnerResolver:
         self.catalogue_path = catalogue_path
         self.aliases = AliasIndex(kb.services)
         self.service_ids = list(kb.services)
+        # the embedder reads English: the entry's English aliases only
         texts = [f"{s.name}. {', '.join(s.aliases)}. {s.description}" for s in kb.services.values()]
         self.service_vectors = embedder.embed(texts) if embedder is not None and texts else None
 
@@ -130,11 +132,12 @@ class OwnerResolver:
         matched exactly. A mention the text says works ("Wi-Fi on phones works fine") is left out."""
         return self.mentions(text)[0]
 
-    def mentions(self, text: str) -> tuple[list[ServiceMatch], list[Mention]]:
-        """The matches (earliest first) and the denied mentions: services the text says work or are not the problem."""
+    def mentions(self, text: str, lang: str | None = None) -> tuple[list[ServiceMatch], list[Mention]]:
+        """The matches (earliest first) and the denied mentions: services the text says work or are not the problem.
+        `lang`: the text's language (detected when None); see PhraseIndex.mentions."""
         kept: list[tuple[int, ServiceMatch]] = []
         denied: list[Mention] = []
-        for m in self.aliases.mentions(text):
+        for m in self.aliases.mentions(text, lang):
             if m.denied:
                 denied.append(m)
                 continue
@@ -183,8 +186,11 @@ class OwnerResolver:
             best_sop = max((sop_scores or {}).values(), default=0.0)
             note = "the service catalogue is empty, so no owner can be named"
             return OwnerAnswer(confidence=round(max(0.0, min(1.0, best_sop)), 4), note=note)
-        matches, denied = self.mentions(question)
+        language = detect_language(question)
+        matches, denied = self.mentions(question, language.lang)
         mentioned = list(dict.fromkeys(m.service for m in matches))  # earliest first
+        if language.foreign and not mentioned:
+            return self._unknown(language, matches)
         ignored = {m.id: m.denied for m in denied if m.id not in mentioned}  # the question says these work
         sims = {sid: v for sid, v in self.similarities(question, vector).items() if sid not in ignored}
         sops = {sid: v for sid, v in (sop_scores or {}).items() if sid in self.kb.services and sid not in ignored}
@@ -199,11 +205,18 @@ class OwnerResolver:
         named_teams: dict[str, int] = {}
         for sid in mentioned:
             named_teams.setdefault(self.kb.services[sid].owner_team, order[sid])
-        # names break ties, the earliest name first
-        best_team = max(team_score, key=lambda t: (team_score[t], named_teams.get(t, 0)))
+        if language.foreign:  # the embedder and the SOPs are English: the names decide, the earliest first
+            best_team = max(named_teams, key=lambda t: (named_teams[t], team_score[t]))
+        else:  # names break ties, the earliest name first
+            best_team = max(team_score, key=lambda t: (team_score[t], named_teams.get(t, 0)))
         in_team = [sid for sid, svc in self.kb.services.items() if svc.owner_team == best_team]
-        ranked = [sid for sid in sops if sid in in_team] if by_rank else []
-        best = ranked[0] if ranked else max(in_team, key=lambda sid: (service_score[sid], order.get(sid, 0)))
+        ranked = [sid for sid in sops if sid in in_team] if by_rank and not language.foreign else []
+        if ranked:
+            best = ranked[0]
+        elif language.foreign:
+            best = max(in_team, key=lambda sid: (order.get(sid, 0), service_score[sid]))
+        else:
+            best = max(in_team, key=lambda sid: (service_score[sid], order.get(sid, 0)))
         clash = self._clash(matches)
         others = [sid for sid in (clash or []) if sid != best]
         note = ""
@@ -229,6 +242,13 @@ class OwnerResolver:
             handling=handling,
             note=note,
         )
+
+    @staticmethod
+    def _unknown(language: Detection, matches: Sequence[ServiceMatch]) -> OwnerAnswer:
+        """No owner for a question in another language that names no catalogue service: the embedder and the SOPs
+        are English, so a guess from them would be noise. The note says which language was detected."""
+        note = f"detected {language.name}; no owner found: the question names no service of the catalogue"
+        return OwnerAnswer(matches=list(matches), note=note)
 
     @staticmethod
     def _clash(matches: Sequence[ServiceMatch]) -> list[str] | None:
