@@ -172,6 +172,7 @@ def test_a_question_in_a_known_language_naming_no_service_abstains_and_names_the
     result = answerer.ask("Wann ist dieses Jahr die Weihnachtsfeier?")
     assert result.abstained and result.confidence == 0.0
     assert any(r.startswith("detected German; no owner found") for r in result.reasons)
+    assert "detected German; no owner found" in result.answer  # said to the user, not only in the reasons
     assert result.owner is not None and result.owner.team == "service-desk"  # who to ask instead
 
 

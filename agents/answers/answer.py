@@ -241,7 +241,7 @@ class Answerer:
             ask = self.resolver.fallback_owner()
         best = f' (the closest SOP, "{hits[0].title}", is not a good enough match)' if hits else ""
         text = f"I could not find an answer to this in our SOPs{best}."
-        if owner.ambiguous:
+        if owner.ambiguous or owner.note.startswith("detected "):  # ambiguous, or another language and no service
             text += f" {owner.note}."
         if ask is not None:
             text += f" Please ask {ask.team_name} in {ask.channel}."
