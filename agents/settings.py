@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # at most this share of tickets (estimated on held-out training rows) goes to the LLM, least confident first
     cascade_max_share: float = Field(default=0.3, ge=0.0, le=1.0)
     llm_max_tokens: int = Field(default=300, gt=0)
+    # what `triage eval llm` measured (agents/llm/evidence.py): the LLM classifies a field only where this file says
+    # it helps for the policy and the model; None: <data_dir>/llm_evidence.json when it exists, else classical
+    llm_evidence: Path | None = None
     breaker_failures: int = Field(default=3, gt=0)
     breaker_cooldown: float = Field(default=60.0, gt=0)
     # what triage may do with each decision on the ticket of record (agents/modes.py): off, shadow, suggest, auto.

@@ -1,6 +1,9 @@
-"""Helpers shared by the LLM tests: a ticket context built from the session's trained service, a settable clock."""
+"""Helpers shared by the LLM tests: a ticket context from the session's trained service, a settable clock, and an
+LLM evidence file (the service lets the LLM classify only the fields such a file says it helps with)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from agents.classify import TicketContext
 from agents.types import Ticket
@@ -26,3 +29,46 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def write_evidence(path: Path, model: str, verdicts: dict[str, str] | None = None) -> Path:
+    """An LLM evidence file (agents/llm/evidence.py) measured with `model`: the LLM helps with category and priority
+    under both policies (what a start needs before the LLM may classify), except where `verdicts` ("policy:field"
+    -> "hurts" or "no evidence") says otherwise."""
+    from datetime import UTC, datetime
+
+    from agents.llm.evidence import EvidenceData, EvidenceSplit, FieldEvidence, LlmEvidence
+
+    results = []
+    for policy in ("llm_first", "cascade"):
+        for name in ("category", "priority"):
+            verdict = (verdicts or {}).get(f"{policy}:{name}", "helps")
+            fixed, broken = (12, 2) if verdict == "helps" else (2, 12) if verdict == "hurts" else (5, 5)
+            results.append(
+                FieldEvidence(
+                    field=name,
+                    policy=policy,
+                    n=100,
+                    classical_accuracy=0.8,
+                    policy_accuracy=0.8 + (fixed - broken) / 100,
+                    fixed=fixed,
+                    broken=broken,
+                    p_value=0.013 if fixed != broken else 1.0,
+                    llm_share=1.0,
+                    llm_latency_ms_p50=40.0,
+                    verdict=verdict,
+                )
+            )
+    evidence = LlmEvidence(
+        model=model,
+        created_at=datetime.now(UTC),
+        data=EvidenceData(path="tickets.jsonl", sha256="0" * 64, rows=500, fields=["category", "priority"]),
+        split=EvidenceSplit(test_size=0.2, seed=42, stratify="category", n_train=400, n_test=100),
+        embedder="hashing-512-3",
+        cascade_top_k=2,
+        cascade_max_share=0.3,
+        results=results,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
+    return path

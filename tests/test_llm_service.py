@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
+from llm_kit import write_evidence
 from serverkit import fresh_data_dir
 
 from agents.app import build_service
@@ -134,6 +135,12 @@ def data_dir(served_data_dir: Path, tmp_path: Path) -> Path:
     return fresh_data_dir(served_data_dir, tmp_path / "data")
 
 
+@pytest.fixture
+def llm_helps(data_dir: Path):  # type: ignore[no-untyped-def]
+    """Writes the evidence a start needs before its LLM may classify (here: it helps with every field) for a model."""
+    return lambda model: write_evidence(data_dir / "llm_evidence.json", model)
+
+
 def settings(data_dir: Path, **kw) -> Settings:  # type: ignore[no-untyped-def]
     return Settings(data_dir=data_dir, embedder="hashing", _env_file=None, **kw)
 
@@ -154,7 +161,8 @@ def test_a_misconfigured_url_is_a_warning_not_a_crash(data_dir: Path, caplog, ur
     assert service.triage(TICKET).backend["category"] == "classical:ensemble"
 
 
-def test_an_endpoint_that_does_not_answer_is_a_warning_and_results_fall_back(data_dir: Path, caplog) -> None:
+def test_an_endpoint_that_does_not_answer_is_a_warning_and_results_fall_back(data_dir: Path, caplog, llm_helps) -> None:
+    llm_helps("m")
     with fake_openai() as srv:
         url = srv.url  # closed after this block: nothing listens on the port
     with caplog.at_level(logging.WARNING, logger="agents.llm.factory"):
@@ -163,7 +171,10 @@ def test_an_endpoint_that_does_not_answer_is_a_warning_and_results_fall_back(dat
     assert service.triage(TICKET).backend["category"] == "classical:ensemble (fallback)"
 
 
-def test_llm_first_from_settings_uses_the_openai_key_when_no_triage_key(data_dir: Path, server, monkeypatch) -> None:
+def test_llm_first_from_settings_uses_the_openai_key_when_no_triage_key(
+    data_dir: Path, server, monkeypatch, llm_helps
+) -> None:
+    llm_helps("fake-model")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
     monkeypatch.delenv("TRIAGE_LLM_API_KEY", raising=False)
     server.answers = {"category": "network", "priority": "P3"}
@@ -180,7 +191,8 @@ def test_a_wrong_model_name_is_reported_at_start(data_dir: Path, server, caplog)
     assert "not 'gpt-nonexistent'" in caplog.text
 
 
-def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir: Path, server) -> None:
+def test_cascade_from_settings_calls_the_llm_only_under_the_thresholds(data_dir: Path, server, llm_helps) -> None:
+    llm_helps("fake-model")
     service = build_service(settings(data_dir, policy="cascade", llm_base_url=server.url, llm_model="fake-model"))
     thresholds = service.classifier.thresholds
     assert set(thresholds) == {"category"}  # the default: priority stays classical (the LLM made it worse)

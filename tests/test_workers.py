@@ -36,6 +36,7 @@ from agents.types import Ticket
 from agents.workers.config import FAST, LLM, build_celery, restore_every
 from agents.workers.queues import TicketQueue, ticket_queue_name
 from agents.workers.tasks import backoff, longest_wait
+from tests.llm_kit import write_evidence
 from tests.serverkit import fresh_data_dir, redis_namespace, stop_process
 from tests.test_replicas_shared_state import closed_port, pg_url  # noqa: F401  (pg_url: a fixture)
 from tests.test_server_api import Api, make_api
@@ -358,11 +359,14 @@ def test_a_claim_never_touches_a_ticket_triaged_already(tmp_path: Path, trained_
     store.close()
 
 
-def test_tickets_go_to_the_llm_queue_only_when_the_policy_calls_a_configured_llm() -> None:
+def test_tickets_go_to_the_llm_queue_only_when_the_policy_calls_a_configured_llm(tmp_path: Path) -> None:
     base = {"broker_url": "redis://127.0.0.1:6379/0"}
     assert ticket_queue_name(Settings(policy="classical_only", llm_model="m", **base)) == FAST
     assert ticket_queue_name(Settings(policy="cascade", **base)) == FAST  # no LLM configured: classical
-    assert ticket_queue_name(Settings(policy="cascade", llm_model="m", **base)) == LLM
+    assert ticket_queue_name(Settings(policy="cascade", llm_model="m", **base)) == FAST  # no evidence: classical
+    evidence = tmp_path / "llm_evidence.json"
+    write_evidence(evidence, "m")  # the LLM measured as helping category and priority
+    assert ticket_queue_name(Settings(policy="cascade", llm_model="m", llm_evidence=evidence, **base)) == LLM
     assert ticket_queue_name(Settings(policy="llm_first", llm_model="m", llm_base_url="http://x:1/v1", **base)) == LLM
     assert TicketQueue.from_settings(Settings()) is None  # no broker: in-process, as before
 

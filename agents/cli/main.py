@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from agents.cli import ask, digest, evaluate, harness, keys, label, serve, shadow, ticket, train, worker
+from agents.cli import ask, digest, eval_llm, evaluate, harness, keys, label, serve, shadow, ticket, train, worker
 from agents.cli import connectors as connector_commands
 from agents.cli import kb as kb_commands
 from agents.cli import models as model_commands
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "triage eval gate --baseline evals/baselines/demo.v1.json --current /tmp/demo-eval/summary.json",
     )
     evaluate.add_parsers(ev, settings)  # eval retrieval, eval classify
+    eval_llm.add_parsers(ev, settings)  # eval llm: the evidence the LLM must show before it classifies
     harness.add_parsers(ev, sub, settings)  # eval run, eval gate, eval report, bench
     train.add_parsers(sub, settings)
     onboard_command.add_parsers(sub, settings)  # onboard: a helpdesk from one export file

@@ -14,6 +14,7 @@ from agents.classify import Classifier
 from agents.llm.chat import ChatModel
 from agents.llm.classify import ExampleBank, LlmClassifier
 from agents.llm.client import OpenAICompatibleChat
+from agents.llm.evidence import FIELDS, FieldGateClassifier, fields_from_evidence
 from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CascadeClassifier, CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.settings import Settings
@@ -114,25 +115,30 @@ def build_llm_parts(
     breaker: CircuitBreaker,
 ) -> LlmParts:
     """The classifier and writers for `settings.policy`; without a chat model (none configured, or a URL that
-    cannot work), classical only, no error."""
+    cannot work), classical only, no error. The LLM classifies only the fields the evidence file says it helps
+    with (agents/llm/evidence.py); summaries and replies are not classification and do not need it."""
     if settings.policy == "classical_only" or chat is None:
         return LlmParts(classical, SummaryWriter(), ReplyWriter(kb))
+    log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
+    llm_first = settings.policy == "llm_first"
+    llm_fields = fields_from_evidence(settings, list(FIELDS) if llm_first else list(settings.cascade_fields))
     guard = LlmGuard(chat.name, breaker)
+    writers = (SummaryWriter(chat=chat, guard=guard), ReplyWriter(kb, chat, guard=guard)) if llm_first else None
+    if not llm_fields:
+        return LlmParts(classical, *(writers or (SummaryWriter(), ReplyWriter(kb))))
     try:
         examples = ExampleBank.from_rows(example_rows())
     except (OSError, ValueError) as exc:
         log.warning("no few-shot examples for the LLM (%s): it classifies from the taxonomy alone", exc)
         examples = ExampleBank([])
     llm = LlmClassifier(chat, kb.taxonomy, examples=examples)
-    if settings.policy == "llm_first":
+    if writers is not None:  # llm_first: the LLM labels every ticket; only the fields with evidence are taken
         classifier: Classifier = FallbackClassifier(llm, classical, breaker=breaker)
-        writers = SummaryWriter(chat=chat, guard=guard), ReplyWriter(kb, chat, guard=guard)
-    else:  # cascade: the LLM only where the classical model is unsure; summaries and replies stay classical
-        choices, share = models.thresholds, settings.cascade_max_share
-        thresholds: dict[str, float] = {
-            f: budgeted_threshold(choices[f], share) for f in settings.cascade_fields if f in choices
-        }
-        classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker, top_k=settings.cascade_top_k)
-        writers = SummaryWriter(), ReplyWriter(kb)
-    log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
-    return LlmParts(classifier, *writers)
+        if set(llm_fields) != set(FIELDS):
+            classifier = FieldGateClassifier(classifier, classical, llm_fields)
+        return LlmParts(classifier, *writers)
+    # cascade: the LLM only where the classical model is unsure; summaries and replies stay classical
+    choices, share = models.thresholds, settings.cascade_max_share
+    thresholds: dict[str, float] = {f: budgeted_threshold(choices[f], share) for f in llm_fields if f in choices}
+    classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker, top_k=settings.cascade_top_k)
+    return LlmParts(classifier, SummaryWriter(), ReplyWriter(kb))

@@ -37,11 +37,18 @@ class QueueUnavailable(TriageError):
 
 
 def ticket_queue_name(settings: Settings) -> str:
-    """`llm` when the policy calls an LLM and one is configured, else `fast` (classical triage)."""
+    """`llm` when the policy calls a configured LLM (llm_first: summaries and replies at least; cascade: only with
+    evidence that it helps some field), else `fast` (classical triage)."""
+    from agents.llm.evidence import choose_fields, evidence_path, read_evidence
     from agents.llm.factory import llm_problem
 
     if settings.policy == "classical_only" or llm_problem(settings):
         return FAST
+    if settings.policy == "cascade":  # a cascade whose evidence allows the LLM no field never calls it
+        path = evidence_path(settings)
+        fields: list[str] = list(settings.cascade_fields)
+        if not choose_fields(read_evidence(path), "cascade", settings.llm_model, fields, path).llm_fields:
+            return FAST
     return LLM
 
 
