@@ -179,24 +179,26 @@ class HybridSearcher:
             scored = raw
         hits: list[Hit] = []
         for pos in order[:k]:
-            chunk = self.index.chunks[pos]
             dense = dense_scores.get(pos)
             if dense is None and qvec is not None:
                 dense = float(qvec @ self._vector(pos))
-            hits.append(
-                Hit(
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    section=chunk.section,
-                    path=chunk.path,
-                    score=round(scored[pos], 6),
-                    snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
-                    text=chunk.text,
-                    dense_score=round(dense or 0.0, 6),
-                    meta=chunk.meta,
-                )
-            )
+            hits.append(self._hit(pos, scored[pos], dense or 0.0))
         return hits
+
+    def _hit(self, pos: int, score: float, dense: float) -> Hit:
+        """The hit for chunk `pos`: its place in the corpus, the fused score and its dense similarity."""
+        chunk = self.index.chunks[pos]
+        return Hit(
+            doc_id=chunk.doc_id,
+            title=chunk.title,
+            section=chunk.section,
+            path=chunk.path,
+            score=round(score, 6),
+            snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
+            text=chunk.text,
+            dense_score=round(dense, 6),
+            meta=chunk.meta,
+        )
 
     def _by_documents(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
         """Files ranked by weighted RRF of whole-file BM25, pooled similarity and best chunk BM25; each file is
@@ -216,20 +218,7 @@ class HybridSearcher:
         hits = []
         for doc in order:
             pos = self._representative(doc, lexical, scores.chunk_dense)
-            chunk = self.index.chunks[pos]
-            hits.append(
-                Hit(
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    section=chunk.section,
-                    path=chunk.path,
-                    score=round(fused[doc], 6),
-                    snippet=" ".join(chunk.text.split())[:SNIPPET_CHARS],
-                    text=chunk.text,
-                    dense_score=round(float(scores.chunk_dense[pos]), 6),
-                    meta=chunk.meta,
-                )
-            )
+            hits.append(self._hit(pos, fused[doc], float(scores.chunk_dense[pos])))
         return hits
 
     def _representative(self, doc: int, lexical: np.ndarray, dense: np.ndarray) -> int:
