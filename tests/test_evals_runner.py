@@ -218,7 +218,7 @@ def test_retrieval_specs_score_every_search_mode(tmp_path: Path, settings: Setti
     )
     ds = runner(settings).run([load_spec(spec_path)], ["classical"])["datasets"]["search.v1"]
     assert ds["status"] == "ok"
-    assert set(ds["results"]["doc"]) == {"lexical", "dense", "hybrid"}
+    assert set(ds["results"]["doc"]) == {"lexical", "dense", "hybrid", "hybrid-documents"}  # both fusions gated
     assert ds["results"]["doc"]["lexical"]["recall_at_1"] == 1.0
 
 
