@@ -43,6 +43,14 @@ class PayloadInvalid(ConnectorError):
     code = "payload_invalid"
 
 
+class MappingValueInvalid(TriageError):
+    """A mapping value in the wrong format for its field and vendor (a group name where a group id belongs, say)."""
+
+    def __init__(self, system: str, field: str, label: str, value: str, expected: str) -> None:
+        self.system, self.field, self.label, self.value, self.expected = system, field, label, value, expected
+        super().__init__(f"{system} mapping {field}.{label} = {value!r}: expected {expected}")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -164,9 +164,3 @@ class Outbox:
         query = select(OutboxRow.system, OutboxRow.status, func.count()).group_by(OutboxRow.system, OutboxRow.status)
         with self.store.read() as session:
             return {(system, status): int(n) for system, status, n in session.execute(query)}
-
-    def next_due(self) -> datetime | None:
-        """When the next pending item falls due (the deliverer sleeps until then, or until woken)."""
-        query = select(func.min(OutboxRow.next_attempt_at)).where(OutboxRow.status == "pending")
-        with self.store.read() as session:
-            return as_utc(session.scalar(query))

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.connectors.delivery import Deliverer, DeliveryPolicy
@@ -19,7 +18,7 @@ from agents.connectors.writeback import plan_rows
 from agents.modes import ModeTable
 from agents.settings import Settings
 from agents.store.review import Review
-from agents.store.tables import OutboxRow, TicketRow
+from agents.store.tables import TicketRow
 from agents.store.tickets import Store
 from agents.web.desk import Desk
 
@@ -63,9 +62,7 @@ class ConnectorService:
         outbox = Outbox(store, lease=timedelta(seconds=max(60.0, 4 * settings.connector_timeout)))
         deliverer = Deliverer(outbox, connectors.on, delivery_policy(settings), transport=transport)
 
-        def plan(session: Session, row: TicketRow) -> int:
-            if session.scalar(select(OutboxRow.id).where(OutboxRow.ticket_id == row.id)) is not None:
-                return 0  # planned already (a redelivered event)
+        def plan(session: Session, row: TicketRow) -> int:  # planned already (a redelivery): the unique key says no
             return plan_rows(session, outbox, deliverer.mappings, [row])
 
         inbox = ConnectorInbox(store, desk, review, connectors, plan=plan, wake=deliverer.wake.set)

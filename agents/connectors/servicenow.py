@@ -24,6 +24,7 @@ from agents.connectors.base import (
     ConnectorConfig,
     FieldMapping,
     InboundEvent,
+    MappingValueInvalid,
     PayloadInvalid,
     SignatureInvalid,
     VendorCall,
@@ -47,14 +48,6 @@ VALUE_FORMATS = {"team": "a sys_user_group sys_id (32 hex characters)", "priorit
 CODE_BLOCK = re.compile(r"\[code\](.*?)\[/code\]", re.DOTALL | re.IGNORECASE)
 TAG = re.compile(r"<[^>]+>")
 Kind = Literal["created", "updated"]
-
-
-class MappingValueInvalid(TriageError):
-    """A ServiceNow mapping value is not in the format its field needs (a group name where a sys_id belongs, say)."""
-
-    def __init__(self, field: str, label: str, value: str, expected: str) -> None:
-        self.field, self.label, self.value, self.expected = field, label, value, expected
-        super().__init__(f"servicenow mapping {field}.{label} = {value!r}: expected {expected}")
 
 
 class SettingMissing(TriageError):
@@ -107,7 +100,7 @@ class ServiceNowConnector(Connector):
         for field, pattern in VALUE_PATTERNS.items():
             for label, value in dict(getattr(mapping, field)).items():
                 if not pattern.fullmatch(value):
-                    raise MappingValueInvalid(field, label, value, VALUE_FORMATS[field])
+                    raise MappingValueInvalid(self.system, field, label, value, VALUE_FORMATS[field])
 
     # --- inbound ------------------------------------------------------------------------------------------------
 

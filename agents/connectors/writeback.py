@@ -77,11 +77,9 @@ def plan_writeback(
     return WriteBack(external_id=external_id, set_fields=set_fields, note=note, marker=marker)
 
 
-def plan_pending(
-    outbox: Outbox, mappings: Mapping[str, FieldMapping], limit: int = 200, ticket_ids: list[str] | None = None
-) -> int:
-    """Add the write-back of every triaged vendor ticket (or of `ticket_ids`) that has none yet (a ticket with
-    nothing to write gets a `skipped` item, so it is looked at once). Runs after each event and in every delivery
+def plan_pending(outbox: Outbox, mappings: Mapping[str, FieldMapping], limit: int = 200) -> int:
+    """Add the write-back of every triaged vendor ticket that has none yet (a ticket with nothing to write gets a
+    `skipped` item, so it is looked at once). Runs after each event and in every delivery
     pass, so a crash between triage and planning loses nothing; the unique key makes a second planner harmless."""
     systems = list(mappings)
     if not systems:
@@ -94,8 +92,6 @@ def plan_pending(
         .order_by(TicketRow.created_at)
         .limit(limit)
     )
-    if ticket_ids is not None:  # just these (right after their triage): no scan of the whole store
-        query = query.where(TicketRow.id.in_(ticket_ids))
     with outbox.store.write() as session:
         return plan_rows(session, outbox, mappings, list(session.scalars(query)))
 

@@ -25,6 +25,7 @@ from agents.connectors.base import (
     ConnectorError,
     FieldMapping,
     InboundEvent,
+    MappingValueInvalid,
     PayloadInvalid,
     SignatureInvalid,
     VendorCall,
@@ -34,7 +35,6 @@ from agents.connectors.base import (
 )
 from agents.connectors.signatures import check_zendesk_signature
 from agents.connectors.text import iso_time
-from agents.errors import TriageError
 
 Kind = Literal["created", "updated"]
 TICKET_EVENT_PREFIX = "zen:event-type:ticket."
@@ -45,14 +45,6 @@ RESOLVED_STATUSES = frozenset({"solved", "closed"})
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 VALUE_FORMATS = {"team": "a group id (digits)", "priority": "urgent, high, normal or low", "category": "one tag"}
 MAX_COMMENT_PAGES = 100  # a ticket holds at most 5000 comments, 100 a page: more pages means a looping next_page
-
-
-class MappingValueInvalid(TriageError):
-    """A Zendesk mapping value in the wrong format for its field (a group name where the group id belongs, say)."""
-
-    def __init__(self, field: str, label: str, value: str, expected: str) -> None:
-        self.field, self.label, self.value, self.expected = field, label, value, expected
-        super().__init__(f"zendesk mapping {field}.{label} = {value!r}: expected {expected}")
 
 
 def digits(text: str) -> bool:
@@ -77,7 +69,7 @@ class ZendeskConnector(Connector):
         for field, expected in VALUE_FORMATS.items():
             for label, value in dict(getattr(mapping, field)).items():
                 if not valid_value(field, value):
-                    raise MappingValueInvalid(field, label, value, expected)
+                    raise MappingValueInvalid(self.system, field, label, value, expected)
 
     # --- inbound ------------------------------------------------------------------------------------------------
 
