@@ -37,7 +37,8 @@ llm: setup
 
 # The regression gate on the demo set, once per vector space with a baseline of its own: the default embedder
 # (minilm-int8) and minilm-onnx, whose vectors are torch's; then runbook search (the alert pairs and the
-# plain-words questions, both fusions; skipped where ../shared/data is absent). Quality only, never latency.
+# plain-words questions, both fusions; skipped where ../shared/data is absent); then `ask` on the English questions
+# and the five-language set (owner, citations, abstention). Quality only, never latency.
 # gate_for: $(1) the embedder, $(2) its baseline file in evals/baselines/, $(3) a folder for the run's reports
 define gate_for
 	.venv/bin/triage eval run evals/datasets/demo_tickets.v1.yaml --backends classical,service --quiet \
@@ -53,7 +54,11 @@ gate: setup
 	.venv/bin/triage eval run evals/datasets/runbook_questions.v1.yaml evals/datasets/runbooks.v1.yaml \
 		--backends classical --quiet --out $$out/retrieval && \
 	.venv/bin/triage eval gate --baseline evals/baselines/retrieval.v1.minilm-int8.json \
-		--current $$out/retrieval/summary.json --tolerance 0.02
+		--current $$out/retrieval/summary.json --tolerance 0.02 && \
+	.venv/bin/triage eval run evals/datasets/questions.v1.yaml evals/datasets/multilingual.v1.yaml \
+		--backends classical --quiet --out $$out/answers && \
+	.venv/bin/triage eval gate --baseline evals/baselines/answers.v1.minilm-int8.json \
+		--current $$out/answers/summary.json --tolerance 0.02
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,7 @@ def score(records: Sequence[dict[str, Any]], k: int = 5) -> dict[str, Any]:
     """The metrics of a list of ask_all records (pure: no answerer needed)."""
     answerable = [r for r in records if _answerable(r["row"])]
     unanswerable = [r for r in records if not _answerable(r["row"])]
+    with_docs = sum(1 for r in answerable if r["row"].get("expected_docs"))  # an owner-only set names no SOPs
     found, owner_ok, cites, relevant, grounded = 0, 0, 0, 0, 0
     by_kind: dict[str, list[bool]] = {}
     for rec in answerable:
@@ -60,8 +61,9 @@ def score(records: Sequence[dict[str, Any]], k: int = 5) -> dict[str, Any]:
             grounded += c.ref in res.retrieved
     abstained = lambda rec: rec["result"] is None or rec["result"].abstained  # noqa: E731 - a crash answers nothing
     n_ans, n_un = len(answerable), len(unanswerable)
+    recall = {"retrieval_recall_at_5": found / with_docs} if with_docs else {}
     return {
-        "retrieval_recall_at_5": found / n_ans if n_ans else 0.0,
+        **recall,
         "owner_accuracy": owner_ok / n_ans if n_ans else 0.0,
         "owner_accuracy_by_kind": {kind: float(np.mean(oks)) for kind, oks in sorted(by_kind.items())},
         "citation_precision": relevant / cites if cites else 0.0,
@@ -139,7 +141,9 @@ def evaluate_answers(
             "threshold_chosen_on_all_questions": full,
             "cross_validation": {
                 "folds": cv,
-                "held_out_mean": {key: float(np.mean([f["held_out"][key] for f in cv])) for key in keys},
+                "held_out_mean": {
+                    key: float(np.mean([f["held_out"][key] for f in cv])) for key in keys if key in metrics
+                },
                 "rule": "Youden's J (abstain recall - false-abstain rate) on the tuning folds, middle of the ties",
                 "seed": seed,
             },
@@ -158,7 +162,9 @@ def _by_variant(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         sub = score([r for r in records if str(r["row"].get("variant")) == v])
         out[v] = {"n": sub["n"], "n_unanswerable": sub["n_unanswerable"]}
         if sub["n_answerable"]:
-            out[v].update({k: sub[k] for k in ("retrieval_recall_at_5", "owner_accuracy", "false_abstain_rate")})
+            out[v].update(
+                {k: sub[k] for k in ("retrieval_recall_at_5", "owner_accuracy", "false_abstain_rate") if k in sub}
+            )
         if sub["n_unanswerable"]:
             out[v]["abstain_recall"] = sub["abstain_recall"]
 
@@ -184,10 +190,24 @@ def _row_summary(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def spec_rows(spec: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as `ask` questions: the spec's text columns joined into `question`, and `owner_team` read from the
+    column its labels name (`labels: {owner_team: team}`), so a set written for another purpose can be scored."""
+    owner_column = spec.labels.get("owner_team", "owner_team")
+    return [
+        {
+            **row,
+            "question": " ".join(str(row.get(c) or "") for c in spec.text_columns).strip(),
+            "owner_team": row.get(owner_column),
+        }
+        for row in rows
+    ]
+
+
 def run_spec(spec: Any, rows: list[dict[str, Any]], *, settings: Settings, embedder: Any) -> dict[str, Any]:
     """The hook `triage eval run` calls for a spec of kind `answers` (see evals/commands.py)."""
     from agents.app import build_answerer
 
-    metrics = evaluate_answers(build_answerer(settings, embedder=embedder, in_memory=True), rows)
+    metrics = evaluate_answers(build_answerer(settings, embedder=embedder, in_memory=True), spec_rows(spec, rows))
     metrics.pop("questions", None)
     return metrics
