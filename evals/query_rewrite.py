@@ -1,0 +1,166 @@
+"""Query rewriting by the LLM against the question as typed: runbook search side by side on the same questions."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.llm.rewrite import LlmQueryRewriter
+from evals.mcnemar import mcnemar_exact
+from evals.metrics import rank_metrics
+from evals.retrieval_eval import target_rank
+from retrieval.hybrid import HybridSearcher
+
+K = 10
+ARMS = ("question", "rewrite", "question+rewrite")
+
+
+def search_rank(searcher: HybridSearcher, query: str, target: str) -> int | None:
+    return target_rank([h.path for h in searcher.search(query, k=K, mode="hybrid")], target)
+
+
+def measure(
+    searcher: HybridSearcher,
+    rows: Sequence[dict[str, Any]],
+    rewriter: LlmQueryRewriter,
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """Ranks of each row's runbook for the question, the rewrite alone and both, with the LLM's cost and failures."""
+    records = []
+    for i, row in enumerate(rows, start=1):
+        question, target = str(row["question"]), str(row["target"])
+        rewritten = rewriter.rewrite(question)
+        record = {
+            "id": row.get("id"),
+            "rewrite": rewritten.rewrite,
+            "reason": rewritten.reason,
+            "llm_ms": rewritten.call.latency_ms if rewritten.call else None,
+            "prompt_tokens": rewritten.call.prompt_tokens if rewritten.call else None,
+            "question": search_rank(searcher, question, target),
+            # a failed rewrite searches the question as it came: the arm pays for its failures
+            "rewrite_only": search_rank(searcher, rewritten.rewrite or question, target),
+            "question+rewrite": search_rank(searcher, rewritten.query, target),
+        }
+        records.append(record)
+        progress(f"{i}/{len(rows)} {record['id']}: ranks {record['question']} -> {record['question+rewrite']}")
+    return summarise(records)
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics per arm, and the exact McNemar test of each rewrite arm against the question on recall@5."""
+    arms = {"question": "question", "rewrite": "rewrite_only", "question+rewrite": "question+rewrite"}
+    metrics = {arm: rank_metrics([r[key] for r in records]) for arm, key in arms.items()}
+    top5 = {arm: [r[key] is not None and r[key] <= 5 for r in records] for arm, key in arms.items()}
+    tests = {}
+    for arm in ARMS[1:]:
+        broke = sum(a and not b for a, b in zip(top5["question"], top5[arm], strict=True))
+        fixed = sum(b and not a for a, b in zip(top5["question"], top5[arm], strict=True))
+        p = mcnemar_exact(broke, fixed)
+        better = metrics[arm]["recall_at_5"] > metrics["question"]["recall_at_5"]
+        verdict = ("helps" if better else "hurts") if p < 0.05 else "no evidence"
+        tests[arm] = {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": verdict}
+    latencies = [r["llm_ms"] for r in records if r["llm_ms"] is not None]
+    tokens = [r["prompt_tokens"] for r in records if r["prompt_tokens"] is not None]
+    return {
+        "n": len(records),
+        "metrics": metrics,
+        "mcnemar_recall_at_5": tests,
+        "llm_failures": sum(1 for r in records if r["reason"]),
+        "llm_ms_p50": statistics.median(latencies) if latencies else None,
+        "llm_ms_max": max(latencies) if latencies else None,
+        "prompt_tokens_p50": statistics.median(tokens) if tokens else None,
+        "rows": records,
+    }
+
+
+def report_markdown(result: dict[str, Any], command: str) -> str:
+    lines = [
+        "# Query rewriting by the LLM: runbook search on plain-words questions",
+        "",
+        f"Date {result['date']}; model `{result['model']}`; embedder `{result['embedder']}`; "
+        f"{result['n']} questions ({result['split']} split of `{result['data']}`), hybrid search, the searcher's "
+        f"default fusion (`{result['fusion']}`).",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "| arm | recall@1 | recall@5 | MRR | fixed / broke at 5 (vs question) | McNemar p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        m = result["metrics"][arm]
+        t = result["mcnemar_recall_at_5"].get(arm)
+        paired = f"{t['fixed']} / {t['broke']} | {t['p_value']} | {t['verdict']}" if t else "- | - | (reference)"
+        lines.append(f"| {arm} | {m['recall_at_1']:.3f} | {m['recall_at_5']:.3f} | {m['mrr']:.3f} | {paired} |")
+    p50, top = result["llm_ms_p50"], result["llm_ms_max"]
+    lines += [
+        "",
+        f"LLM: {result['llm_failures']} failed rewrites of {result['n']} (searched as typed); "
+        f"latency p50 {p50 / 1000:.1f} s, max {top / 1000:.1f} s; prompt tokens p50 {result['prompt_tokens_p50']}."
+        if p50 is not None
+        else f"LLM: every rewrite failed ({result['llm_failures']} of {result['n']}).",
+        "",
+        "The `question+rewrite` arm searches the question followed by the rewrite, so no word the user typed is lost; "
+        "`rewrite` searches the LLM's words alone. The verdict is `helps` only when the arm finds more runbooks in "
+        "the top 5 than the question alone with p < 0.05.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m evals.query_rewrite --out DIR`: the LLM's rewrite against the question, on runbook search."""
+    import argparse
+    import shlex
+    import sys
+
+    from agents.llm.factory import llm_problem, make_chat
+    from agents.settings import Settings
+    from evals.tables import read_rows
+    from retrieval.corpus import load_chunks
+    from retrieval.factory import make_embedder
+    from retrieval.index import SopIndex
+
+    parser = argparse.ArgumentParser(prog="python -m evals.query_rewrite", description=main.__doc__)
+    parser.add_argument("--data", default="evals/data/runbook_questions.v1.jsonl", help="questions with a target")
+    parser.add_argument("--corpus", default="../shared/data/runbooks", help="the runbooks folder")
+    parser.add_argument("--split", default="test", help="which split to score: tune, test or all (%(default)s)")
+    parser.add_argument("--out", required=True, help="folder for report.md and result.json")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    problem = llm_problem(settings)
+    if problem:
+        print(f"no LLM configured ({problem}): set TRIAGE_LLM_BASE_URL and TRIAGE_LLM_MODEL", file=sys.stderr)
+        return 2
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"SKIP: {corpus} is not on this machine: query rewriting not measured")
+        return 0
+    rows = [r for r in read_rows(args.data) if args.split == "all" or r.get("split") == args.split]
+    embedder = make_embedder(settings.embedder, settings.embed_precision)
+    searcher = HybridSearcher(SopIndex.build(load_chunks(corpus), embedder))
+    chat = make_chat(settings)
+    result = measure(searcher, rows, LlmQueryRewriter(chat), lambda line: print(line, file=sys.stderr, flush=True))
+    result.update(
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        model=chat.name,
+        embedder=settings.embedder,
+        data=args.data,
+        split=args.split,
+        fusion=searcher.fusion,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["python", "-m", "evals.query_rewrite", *(argv if argv is not None else sys.argv[1:])])
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(result, command), encoding="utf-8")
+    print(report_markdown(result, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
