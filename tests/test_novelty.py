@@ -284,3 +284,22 @@ def test_the_held_out_label_experiment_end_to_end(tmp_path: Path, capsys) -> Non
     assert not any(text in report for text in KNOWN + UNKNOWN)  # counts and label names, never ticket text
     assert main([*args, "--hold-out", "parrots", "--out", str(out)]) == 2
     assert "labels not in the training data: parrots" in capsys.readouterr().err
+
+
+def test_the_gate_form_fails_on_a_missed_minimum_and_skips_absent_data(tmp_path: Path, capsys) -> None:
+    from agents.cli.main import main
+
+    topics = {"vpn": KNOWN[:15], "printer": KNOWN[15:], "pigeons": UNKNOWN}
+    train = _write(tmp_path / "train.csv", [(k, t) for k, texts in topics.items() for t in texts[:8]])
+    test = _write(tmp_path / "test.csv", [(k, t) for k, texts in topics.items() for t in texts[8:]])
+    args = ["eval", "new-categories", "--train", str(train), "--test", str(test), "--hold-out", "pigeons"]
+    args += ["--targets", "1.0", "--folds", "3", "--embedder", "hashing", "--dev-seed", "-1", "--out", str(tmp_path)]
+    assert main([*args, "--require", "1.0:known_accuracy=0.9"]) == 0  # VPN against printer tickets: easy
+    capsys.readouterr()
+    assert main([*args, "--require", "1.0:known_accuracy=0.9,precision_answered=1.01"]) == 1
+    assert "REQUIREMENT NOT MET: target 1: precision_answered" in capsys.readouterr().out
+    assert main([*args, "--require", "0.5:known_accuracy=0.9"]) == 1  # a target the run did not measure
+    assert main([*args, "--require", "1.0:accuracy=0.9"]) == 2  # not a metric of this experiment
+    gone = ["--train", str(tmp_path / "gone.csv")]
+    assert main([*args, *gone, "--skip-absent", "--require", "1.0:known_accuracy=0.9"]) == 0
+    assert "SKIP: new categories not measured" in capsys.readouterr().out

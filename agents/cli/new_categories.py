@@ -13,6 +13,7 @@ from agents.cli.common import MEMBERS_HELP, SettingsFn, add_embedder, command
 from agents.novelty.models import DEFAULT_DISTANCE, MIN_SIZE
 
 BANKING77 = "../shared/data/banking77"
+REQUIRABLE = ("known_accuracy", "known_accuracy_answered", "known_coverage", "unknown_recall", "precision_answered")
 
 
 def _numbers(text: str, kind: type) -> list[Any]:
@@ -20,6 +21,28 @@ def _numbers(text: str, kind: type) -> list[Any]:
         return [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+
+
+def requirements(text: str | None) -> list[tuple[str, str, float]]:
+    """`0.98:known_accuracy=0.93,unknown_recall=0.6` -> [("0.98", "known_accuracy", 0.93), ...]."""
+    if not text:
+        return []
+    target, sep, rest = text.partition(":")
+    pairs = [part.partition("=") for part in rest.split(",") if part.strip()]
+    if not sep or not pairs or any(not eq or name.strip() not in REQUIRABLE for name, eq, _ in pairs):
+        raise ValueError(f"--require takes TARGET:METRIC=MIN,... with METRIC in {', '.join(REQUIRABLE)}; got {text!r}")
+    return [(f"{float(target):g}", name.strip(), _numbers(value, float)[0]) for name, _, value in pairs]
+
+
+def unmet(summary: dict[str, Any], required: list[tuple[str, str, float]]) -> list[str]:
+    """Each required median below its minimum (or a target the run did not measure), said plainly."""
+    medians = {f"{float(t):g}": m for t, m in summary["median"].items()}
+    misses = []
+    for target, name, minimum in required:
+        value = medians.get(target, {}).get(name)
+        if value is None or value < minimum:
+            misses.append(f"target {target}: {name} {value} < required {minimum:g}")
+    return misses
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -46,6 +69,11 @@ def cmd_new_categories(args: argparse.Namespace, settings_fn: SettingsFn) -> int
     from evals.tables import read_rows, texts_and_labels
     from retrieval.factory import make_embedder
 
+    required = requirements(args.require)
+    absent = [str(path) for path in (args.train, args.test) if not Path(path).is_file()]
+    if absent and args.skip_absent:
+        print(f"SKIP: new categories not measured: {', '.join(absent)} absent on this machine")
+        return 0
     targets = _numbers(args.targets, float)
     if not targets or any(not 0 < t <= 1 for t in targets):
         raise ValueError(f"--targets must be precisions in (0, 1], got {args.targets!r}")
@@ -88,7 +116,10 @@ def cmd_new_categories(args: argparse.Namespace, settings_fn: SettingsFn) -> int
             f"{c['unknown_in_clusters']}, purity {c['purity']}, false alarms {c['false_alarms']}"
         )
     print(f"wrote {paths['markdown']} and {paths['json']}")
-    return 0
+    misses = unmet(summary, required)
+    for miss in misses:
+        print(f"REQUIREMENT NOT MET: {miss}")
+    return 1 if misses else 0
 
 
 def add_parsers(ev: Any, settings_fn: SettingsFn) -> None:
@@ -130,4 +161,9 @@ def add_parsers(ev: Any, settings_fn: SettingsFn) -> None:
     add_embedder(p)
     p.add_argument("--note", action="append", help="a line for the end of the report (repeatable)")
     p.add_argument("--out", required=True, help="folder for new_categories.md and new_categories.json")
+    p.add_argument(
+        "--require",
+        help="fail (exit 1) when a median misses its minimum, e.g. 0.98:known_accuracy=0.93,unknown_recall=0.6",
+    )
+    p.add_argument("--skip-absent", action="store_true", help="say SKIP and succeed when the data files are absent")
     p.set_defaults(func=lambda a: cmd_new_categories(a, settings_fn))
