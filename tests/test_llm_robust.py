@@ -240,7 +240,7 @@ def test_a_failed_calls_audit_entry_holds_its_input_raw_output_and_prompt(api: A
         assert entry["detail"]["prompt"] == "classify.v1" and "UnknownLabel" in entry["detail"]["error"]
     assert "That answer is invalid" in max(classify, key=lambda a: a["id"])["input"]  # the re-ask's own turn
     prompts = {a["detail"]["task"]: a["detail"]["prompt"] for a in calls}
-    assert prompts == {"classify": "classify.v1", "summarise": "summarise.v1", "reply": "reply.v1"}
+    assert prompts == {"classify": "classify.v1", "summarise": "summarise.v2", "reply": "reply.v2"}
     assert all(a["input"] and a["output"] for a in calls)
     server.scenario = "cut_body"  # no output came back: the input is still on record
     cut = api.post_ticket("printer jams", "floor 2")
@@ -253,7 +253,7 @@ def test_a_call_the_deadline_stopped_is_on_record_with_its_input(trained_service
     chat = ScriptedChat(fn=lambda messages, schema: BackendUnavailable("llm:scripted", "unused"))
     result = service_with(trained_service, chat, demo_rows, llm_timeout=0.01).triage(TICKET)
     assert chat.calls == [] and "no time left" in " ".join(result.reasons)
-    assert [c.prompt for c in result.llm_calls] == ["classify.v1", "summarise.v1", "reply.v1"]
+    assert [c.prompt for c in result.llm_calls] == ["classify.v1", "summarise.v2", "reply.v2"]
     assert all("<ticket>" in (c.input or "") and not c.ok for c in result.llm_calls)
 
 

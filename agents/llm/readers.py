@@ -23,9 +23,9 @@ class SummaryAnswer(BaseModel):
 
 
 def reply_model(refs: Sequence[str]) -> type[BaseModel]:
-    """The reply must cite only SOPs it was shown (a Literal of their refs), at least one when there were some."""
+    """The reply may cite only SOPs it was shown (a Literal of their refs), and none when none of them fits."""
     source: Any = Literal[tuple(refs)] if refs else str  # type: ignore[valid-type]
-    sources = (list[source], Field(min_length=1 if refs else 0, max_length=len(refs)))
+    sources = (list[source], Field(min_length=0, max_length=len(refs)))
     return create_model(
         "ReplyAnswer",
         __config__=ConfigDict(extra="forbid"),

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.answers.steps import MAX_STEPS, STEP_CHARS, SopSections, best_section, quote_steps
 from agents.classify import TicketContext
 from agents.llm.calls import ask
 from agents.llm.chat import ChatModel
-from agents.llm.classify import sop_attributes, wire_schema
+from agents.llm.classify import wire_schema
 from agents.llm.readers import SummaryAnswer, read_reply, read_summary, reply_model
 from agents.policy import LlmGuard
 from agents.redact import Redacted, prepare
-from agents.summarise import ExtractiveSummariser
+from agents.summarise import MAX_CHARS, ExtractiveSummariser, clip_words
 from agents.types import Deadline, LlmCall, Ticket
 from kb.loader import KnowledgeBase
 from prompts import Prompt, data_block, load_prompt
 from retrieval.hybrid import Hit
+
+# a top hit's dense similarity from which its SOP is quoted: chosen for minilm-int8 (the default embedder) on the tune
+# half of evals/data/summaries.v1.jsonl, as the right-SOP share minus twice the wrong-citation share (a guide that does
+# not fit costs the requester more than no guide); evals/reports/summaries.md has the sweep and the test-half figures
+RELEVANCE = 0.55
 
 
 class Written(BaseModel):
@@ -60,13 +67,13 @@ class SummaryWriter:
         *,
         guard: LlmGuard | None = None,
         prompt: Prompt | None = None,
-        max_words: int = 25,
+        max_chars: int = MAX_CHARS,
     ) -> None:
-        self.fallback = fallback or ExtractiveSummariser()
+        self.fallback = fallback or ExtractiveSummariser(max_chars)
         self.chat = chat
         self.guard = guard or (LlmGuard(chat.name) if chat else None)
-        self.prompt = prompt or load_prompt("summarise", "v1")
-        self.max_words = max_words
+        self.prompt = prompt or load_prompt("summarise", "v2")
+        self.max_chars = max_chars
 
     def write(self, ticket: Ticket, context: TicketContext | None = None) -> Written:
         """The summary; with a context, the LLM sees its redacted text and keeps to its deadline."""
@@ -85,7 +92,7 @@ class SummaryWriter:
 
     def _llm(self, ticket: Redacted, deadline: Deadline | None) -> Written:
         assert self.chat is not None
-        messages = self.prompt.render(max_words=self.max_words, ticket=data_block(ticket.text or "(empty)", "ticket"))
+        messages = self.prompt.render(max_chars=self.max_chars, ticket=data_block(ticket.text or "(empty)", "ticket"))
         summary, call = ask(
             self.chat,
             "summarise",
@@ -94,16 +101,16 @@ class SummaryWriter:
             wire_schema(SummaryAnswer),
             read_summary,
             schema_name="summary",
-            max_tokens=self.max_words * 3,
+            max_tokens=max(64, self.max_chars // 2),
             deadline=deadline,
         )
-        words = " ".join(ticket.restore(summary).split()).split(" ")
-        clipped = " ".join(words[: self.max_words]) + ("..." if len(words) > self.max_words else "")
+        clipped = clip_words(ticket.restore(summary), self.max_chars)
         return Written(text=clipped, backend=self.chat.name, llm_calls=[call])
 
 
 class ReplyWriter:
-    """A first reply to the requester: by the LLM, grounded in the SOP hits; else a template citing the top SOP."""
+    """A first reply to the requester: by the LLM, grounded in the SOP hits; else a template quoting whole steps of the
+    top SOP when its similarity reaches `relevance`, and no SOP at all when it does not."""
 
     name = "classical:template"
 
@@ -114,17 +121,23 @@ class ReplyWriter:
         *,
         guard: LlmGuard | None = None,
         prompt: Prompt | None = None,
+        sections: SopSections | None = None,
         max_words: int = 120,
         max_sops: int = 2,
-        sop_chars: int = 600,
+        max_steps: int = MAX_STEPS,
+        sop_chars: int = STEP_CHARS,
+        relevance: float = RELEVANCE,
     ) -> None:
         self.kb = kb
         self.chat = chat
         self.guard = guard or (LlmGuard(chat.name) if chat else None)
-        self.prompt = prompt or load_prompt("reply", "v1")
+        self.prompt = prompt or load_prompt("reply", "v2")
+        self.sections = sections or SopSections(Path(kb.root) / "sops")
         self.max_words = max_words
         self.max_sops = max_sops
+        self.max_steps = max_steps
         self.sop_chars = sop_chars
+        self.relevance = relevance
 
     def write(
         self,
@@ -157,6 +170,15 @@ class ReplyWriter:
         response = duration(prio.response_minutes) if prio else "the agreed time"
         return cat, f"{priority} ({prio.name})" if prio else priority, team_name, response
 
+    def guide(self, ticket_text: str, hits: Sequence[Hit]) -> tuple[Hit, str, list[str], int] | None:
+        """The top SOP when relevant: its hit, the quoted section's ref, the whole steps and how many were left."""
+        if not hits or hits[0].dense_score < self.relevance:
+            return None
+        top = hits[0]
+        section, text = best_section(top, self.sections.of(top), ticket_text)
+        steps, left = quote_steps(text, self.max_steps, self.sop_chars)
+        return (top, f"{top.doc_id}#{section}" if section else top.doc_id, steps, left) if steps else None
+
     def template(self, ticket: Ticket, category: str, priority: str, team: str, hits: Sequence[Hit]) -> str:
         cat, prio, team_name, response = self._facts(category, priority, team)
         handle = (ticket.requester or "").split("@")[0].split(".")[0]
@@ -168,34 +190,47 @@ class ReplyWriter:
             f"Thank you for your ticket{subject}. We logged it as {cat}, priority {prio}; "
             f"the {team_name} team will respond within {response}.",
         ]
-        if hits:
-            top = hits[0]
-            steps = " ".join(top.text.split())[:400] or top.snippet
-            lines += ["", f'While you wait, the guide "{top.title}" [{top.ref}] may help: {steps}']
+        guide = self.guide(ticket.text, hits)
+        if guide is not None:
+            top, ref, steps, left = guide
+            more = [f"({left} more step{'s' if left > 1 else ''} in the guide.)"] if left else []
+            lines += ["", f'While you wait, the guide "{top.title}" [{ref}] may help:', *steps, *more]
         return "\n".join([*lines, "", "IT Service Desk"])
+
+    def _excerpt(self, hit: Hit, ticket_text: str) -> tuple[str, str, str]:
+        """(ref, section, text) of a hit for the LLM: whole steps of its best section, never a cut sentence."""
+        section, text = best_section(hit, self.sections.of(hit), ticket_text)
+        steps, _ = quote_steps(text, max_steps=20, max_chars=self.sop_chars)
+        return (f"{hit.doc_id}#{section}" if section else hit.doc_id), section, "\n".join(steps)
 
     def _llm(
         self, ticket: Redacted, category: str, priority: str, team: str, hits: Sequence[Hit], deadline: Deadline | None
     ) -> Written:
         assert self.chat is not None
         cat, prio, team_name, response = self._facts(category, priority, team)
-        shown = list(hits[: self.max_sops])
+        shown = [(h, *self._excerpt(h, ticket.text)) for h in hits[: self.max_sops]]
         sops = [
             data_block(
-                f"{h.title} - {h.section}:\n{' '.join(h.text.split())[: self.sop_chars]}", "sop", **sop_attributes(h)
+                f"{h.title} - {section}:\n{text}" if section else f"{h.title}:\n{text}",
+                "sop",
+                id=ref,
+                **({"service": str(h.meta["service"])} if h.meta.get("service") else {}),
             )
-            for h in shown
+            for h, ref, section, text in shown
         ]
-        messages = self.prompt.render(
-            max_words=self.max_words,
-            category=cat,
-            priority=prio,
-            response_time=response,
-            team=team_name,
-            sops="\n".join(sops) or "(none)",
-            ticket=data_block(ticket.text or "(empty)", "ticket"),
-        )
-        model = reply_model([h.ref for h in shown])
+        values: dict[str, object] = {
+            "max_words": self.max_words,
+            "category": cat,
+            "priority": prio,
+            "response_time": response,
+            "team": team_name,
+            "sops": "\n".join(sops) or "(none)",
+            "ticket": data_block(ticket.text or "(empty)", "ticket"),
+        }
+        if "max_steps" in self.prompt.variables:  # reply.v2 on; reply.v1 has no step limit
+            values["max_steps"] = self.max_steps
+        messages = self.prompt.render(**values)
+        model = reply_model([ref for _, ref, _, _ in shown])
         (body, sources), call = ask(
             self.chat,
             "reply",
