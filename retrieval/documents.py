@@ -17,7 +17,7 @@ MIN_STEM = 3
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS)
 BODY_K1 = 1.2  # the usual Okapi values; b 0.9 was tried and did no better on the tune half
 BODY_B = 0.75
-CENTROID_WEIGHT = 0.5  # dense file score = best chunk + this x similarity to the mean of the file's chunks
+CENTROID_WEIGHT = 0.5  # pooled file similarity (the tie-break) = best chunk + this x similarity to the centroid
 
 
 def light_stem(word: str) -> str:
@@ -41,7 +41,9 @@ class DocumentScores:
     """One query's scores per document (indexed like DocumentSignals.doc_ids), plus per-chunk similarities."""
 
     body: np.ndarray  # BM25 of the whole file
-    dense: np.ndarray  # best chunk similarity + CENTROID_WEIGHT x similarity to the file's centroid
+    best: np.ndarray  # the file's best chunk similarity
+    centroid: np.ndarray  # similarity to the normalised mean of the file's chunk vectors
+    dense: np.ndarray  # pooled: best + CENTROID_WEIGHT x centroid (breaks ties of the fused ranking)
     chunk_dense: np.ndarray  # cosine of the query with every chunk
 
 
@@ -80,11 +82,13 @@ class DocumentSignals:
         return out
 
     def scores(self, query: str, vector: np.ndarray | None) -> DocumentScores:
-        """Body BM25 (stop words dropped from the query) and, given the query vector, the pooled dense score."""
+        """Body BM25 (stop words dropped from the query) and, given the query vector, the best chunk and centroid
+        similarities of every file (zeros without a vector)."""
         body = self.body.scores(normalise_words(query, drop_stop_words=True)).astype(np.float64)
         if vector is None or not len(self.vectors):
-            empty = np.zeros(len(self.chunk_doc), dtype=np.float64)
-            return DocumentScores(body, np.zeros(len(self.doc_ids)), empty)
+            none = np.zeros(len(self.doc_ids), dtype=np.float64)
+            return DocumentScores(body, none, none, none, np.zeros(len(self.chunk_doc), dtype=np.float64))
         chunk_dense = (self.vectors @ vector.astype(np.float32)).astype(np.float64)
-        dense = self.best_per_doc(chunk_dense) + CENTROID_WEIGHT * (self.centroids @ vector.astype(np.float32))
-        return DocumentScores(body, dense, chunk_dense)
+        best = self.best_per_doc(chunk_dense)
+        centroid = (self.centroids @ vector.astype(np.float32)).astype(np.float64)
+        return DocumentScores(body, best, centroid, best + CENTROID_WEIGHT * centroid, chunk_dense)

@@ -22,10 +22,12 @@ FUSIONS: tuple[Fusion, ...] = ("documents", "chunks")
 MAX_QUERY_CHARS = 2000
 CANDIDATES = 50
 SNIPPET_CHARS = 240
-# "documents" fusion: a small k lets the first places of each ranking count (chosen on the tune half of
-# evals/data/runbook_questions.v1.jsonl: k 10, 30, 60 were tried; see evals/reports/retrieval_questions.md)
-DOCUMENT_RRF_K = 10
-DOCUMENT_WEIGHTS = (1.0, 1.5, 0.5)  # whole-file BM25, pooled similarity, best chunk BM25 (also chosen on tune)
+# "documents" fusion: a small k lets the first places of each ranking count; the weights are those of whole-file
+# BM25, best chunk BM25, best chunk similarity and centroid similarity (k and weights chosen on the tune half of
+# evals/data/runbook_questions.v1.jsonl with the alert pairs kept; see evals/reports/retrieval_questions.md)
+DOCUMENT_RRF_K = 5
+DOCUMENT_WEIGHTS = (1.0, 1.0, 1.0, 0.75)
+TIE_DIGITS = 12
 
 
 class Hit(BaseModel):
@@ -59,10 +61,10 @@ def clean_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:
     return query
 
 
-def _ranked(scores: np.ndarray, *, positive_only: bool) -> list[int]:
+def _ranked(scores: np.ndarray, *, positive_only: bool) -> np.ndarray:
     """Positions by descending score; a lexical ranking leaves out what shares no word with the query."""
     order = np.argsort(-scores, kind="stable")
-    return [int(i) for i in order if not positive_only or scores[i] > 0]
+    return order[scores[order] > 0] if positive_only else order
 
 
 def rrf(rankings: Sequence[Sequence[Hashable]], k: int = 60, weights: list[float] | None = None) -> dict[Any, float]:
@@ -79,11 +81,11 @@ class HybridSearcher:
     """Searches one SopIndex lexically, densely, or both fused.
 
     Hybrid search over documents fuses, by default (`fusion="chunks"`), chunk BM25 and chunk similarity, each
-    reduced to its best chunk per file, with k=`rrf_k`. `fusion="documents"` fuses rankings of whole files instead:
-    BM25 over each file's full text (stemmed, the question's stop words dropped), the file's best chunk similarity
-    plus its similarity to the mean of its chunks, and its best chunk BM25. It finds runbooks from plain-words
-    questions better (evals/reports/retrieval_questions.md) and is opt-in, because on the `ask` question set it
-    moves one owner and two citations the wrong way.
+    reduced to its best chunk per file, with k=`rrf_k`. `fusion="documents"` fuses four rankings of whole files
+    instead: BM25 over each file's full text (stemmed, the question's stop words dropped), the file's best chunk
+    BM25, its best chunk similarity, and its similarity to the mean of its chunk vectors (at 0.75 weight). It finds
+    runbooks from plain-words questions better (evals/reports/retrieval_questions.md) and is opt-in, because on the
+    `ask` question set the answers built on it name two owners wrong that chunk fusion gets right.
     """
 
     def __init__(
@@ -201,24 +203,27 @@ class HybridSearcher:
         )
 
     def _by_documents(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
-        """Files ranked by weighted RRF of whole-file BM25, pooled similarity and best chunk BM25; each file is
-        shown by its best-ranked chunk."""
+        """Files ranked by RRF of four rankings, a file and its best chunk each read lexically and densely; each
+        file is shown by its best-ranked chunk."""
         docs = self.documents
         scores = docs.scores(query, qvec)
         lexical = self.index.lexical.scores(query).astype(np.float64)
-        chunk_lexical = docs.best_per_doc(lexical)
         rankings = [
             _ranked(scores.body, positive_only=True),
-            _ranked(scores.dense, positive_only=False),
-            _ranked(chunk_lexical, positive_only=True),
+            _ranked(docs.best_per_doc(lexical), positive_only=True),
+            _ranked(scores.best, positive_only=False),
+            _ranked(scores.centroid, positive_only=False),
         ]
-        fused = rrf(rankings, k=DOCUMENT_RRF_K, weights=list(DOCUMENT_WEIGHTS))
-        # equal fused scores are common (1st + 3rd = 3rd + 1st): the pooled similarity breaks the tie
-        order = sorted(fused, key=lambda d: (-fused[d], -scores.dense[d]))[:k]
+        fused = np.zeros(len(docs), dtype=np.float64)  # weighted reciprocal rank fusion, one array per ranking
+        for ranking, weight in zip(rankings, DOCUMENT_WEIGHTS, strict=True):
+            fused[ranking] += weight / (DOCUMENT_RRF_K + 1 + np.arange(len(ranking)))
+        # equal fused scores are common (1st + 3rd = 3rd + 1st): the pooled similarity breaks the tie; rounding
+        # makes sums of the same terms in another order equal, so float noise never decides
+        order = np.lexsort((-scores.dense, -np.round(fused, TIE_DIGITS)))
         hits = []
-        for doc in order:
+        for doc in (int(d) for d in order[:k] if fused[d] > 0):
             pos = self._representative(doc, lexical, scores.chunk_dense)
-            hits.append(self._hit(pos, fused[doc], float(scores.chunk_dense[pos])))
+            hits.append(self._hit(pos, float(fused[doc]), float(scores.chunk_dense[pos])))
         return hits
 
     def _representative(self, doc: int, lexical: np.ndarray, dense: np.ndarray) -> int:
