@@ -82,8 +82,8 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         "# Query rewriting by the LLM: runbook search on plain-words questions",
         "",
         f"Date {result['date']}; model `{result['model']}`; embedder `{result['embedder']}`; "
-        f"{result['n']} questions ({result['split']} split of `{result['data']}`), hybrid search, the searcher's "
-        f"default fusion (`{result['fusion']}`).",
+        f"{result['n']} questions ({result['split']} split of `{result['data']}`), hybrid search with "
+        f"`{result['fusion']}` fusion.",
         "",
         "```",
         command,
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="evals/data/runbook_questions.v1.jsonl", help="questions with a target")
     parser.add_argument("--corpus", default="../shared/data/runbooks", help="the runbooks folder")
     parser.add_argument("--split", default="test", help="which split to score: tune, test or all (%(default)s)")
+    parser.add_argument(
+        "--fusion", choices=["chunks", "documents"], default="documents", help="hybrid fusion (%(default)s: the best)"
+    )
     parser.add_argument("--out", required=True, help="folder for report.md and result.json")
     args = parser.parse_args(argv)
     settings = Settings()
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = [r for r in read_rows(args.data) if args.split == "all" or r.get("split") == args.split]
     embedder = make_embedder(settings.embedder, settings.embed_precision)
-    searcher = HybridSearcher(SopIndex.build(load_chunks(corpus), embedder))
+    searcher = HybridSearcher(SopIndex.build(load_chunks(corpus), embedder), fusion=args.fusion)
     chat = make_chat(settings)
     result = measure(searcher, rows, LlmQueryRewriter(chat), lambda line: print(line, file=sys.stderr, flush=True))
     result.update(
