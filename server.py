@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,8 +18,10 @@ from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from agents.app import Engine, build_engine
+from agents.app import Engine, NodeWatch, build_engine, watch_node
 from agents.connectors.service import ConnectorService
+from agents.models.live import LiveService, SwapStatus
+from agents.models.stored_memory import MemoryStatus
 from agents.settings import Settings
 from agents.store.outcomes import agreement_by_field
 from agents.store.records import FeedbackIn, FeedbackRecord, Status, TicketBatch, TicketPage, TicketPatch, TicketRecord
@@ -38,6 +40,8 @@ from agents.web.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from agents.workers.queues import TicketQueue
 
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
     from agents.answers.answer import Answerer
     from agents.service import TriageService
 
@@ -84,13 +88,21 @@ class FeedbackOut(_Out):
     feedback: list[FeedbackRecord]
 
 
+class ModelsOut(_Out):
+    """The model version this replica serves (and what the pointer names) and how current its ticket memory is."""
+
+    version: SwapStatus
+    trained_tickets: int  # the version's own tickets in the memory
+    memory: MemoryStatus | None  # the stored tickets in the memory; None: TRIAGE_MEMORY_POLL=0
+
+
 @dataclass
 class Core:
     """Everything the routes use, built once in the lifespan."""
 
     settings: Settings
     store: Store
-    service: TriageService
+    live: LiveService
     desk: Desk
     review: Review
     gate: Gate
@@ -99,7 +111,47 @@ class Core:
     answerer: Answerer
     connectors: ConnectorService
     started: float
+    node: NodeWatch | None = None
     recovered: int = 0
+
+    @property
+    def service(self) -> TriageService:
+        """The current model version's service (a promoted version replaces it while the server runs)."""
+        return self.live.current
+
+    def models_out(self) -> ModelsOut:
+        memory = self.node.memory if self.node is not None else None
+        return ModelsOut(
+            version=self.live.status(),
+            trained_tickets=len(self.service.memory),
+            memory=memory.status() if memory is not None else None,
+        )
+
+
+class ModelCollector:
+    """/metrics lines for the served model version and the ticket memory's freshness (read at each scrape)."""
+
+    def __init__(self) -> None:
+        self.state: Core | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if self.state is None:
+            return
+        out = self.state.models_out()
+        info = GaugeMetricFamily("triage_model_version_info", "the model version served", labels=["version"])
+        info.add_metric([out.version.loaded or "none"], 1.0)
+        yield info
+        yield CounterMetricFamily("triage_model_swaps", "model versions swapped in since start", out.version.swaps)
+        failed = GaugeMetricFamily("triage_model_load_failed", "1: the pointer names a version that failed to load")
+        failed.add_metric([], 1.0 if out.version.failed else 0.0)
+        yield failed
+        if out.memory is not None:
+            yield GaugeMetricFamily("triage_memory_stored_tickets", "stored tickets in the memory", out.memory.stored)
+            if out.memory.refreshed_at is not None:
+                age = (datetime.now(UTC) - out.memory.refreshed_at).total_seconds()
+                yield GaugeMetricFamily("triage_memory_age_seconds", "seconds since the memory's last look", age)
 
 
 def core(request: Request) -> Core:
@@ -149,6 +201,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     `engine` (triage service, answerer and their circuit breaker) may be passed in ready-made."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    collector = ModelCollector()
+    metrics.registry.register(collector)
     redact_access_log()
 
     @asynccontextmanager
@@ -163,7 +217,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         metrics.breaker_state = lambda: str(breaker.state)
         metrics.ticket_counts = store.count_by_status
         metrics.agreement = lambda: agreement_by_field(store, datetime.now(UTC) - timedelta(days=7))
-        desk = Desk(store, parts.service, metrics, queue=TicketQueue.from_settings(settings))
+        live = parts.live or LiveService(parts.service, None)  # a ready-made engine: no version, no hot swap
+        desk = Desk(store, live, metrics, queue=TicketQueue.from_settings(settings))
         if isinstance(desk.queue, TicketQueue):
             metrics.queue_depths = desk.queue.depths
         keys = KeyRing(store)
@@ -178,9 +233,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         review = Review(store, parts.service.kb)
         connectors = ConnectorService.build(settings, store, desk, review, parts.service.modes)
         metrics.outbox_counts = connectors.outbox.counts
-        state = Core(
-            settings, store, parts.service, desk, review, gate, keys, metrics, parts.answerer, connectors, time.time()
-        )
+        state = Core(settings, store, live, desk, review, gate, keys, metrics, parts.answerer, connectors, time.time())
+        if parts.live is not None:  # polls the model pointer and the stored tickets in background threads
+            state.node = watch_node(settings, parts.live, parts.stored, store)
+        collector.state = state
         state.recovered = await asyncio.to_thread(desk.recover)
         if state.recovered:
             log.warning("recovered %d ticket(s) left `received` by an earlier crash", state.recovered)
@@ -195,6 +251,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            if state.node is not None:
+                await asyncio.to_thread(state.node.stop)
             await asyncio.to_thread(connectors.stop)
             await desk.batcher.stop()
             if isinstance(desk.queue, TicketQueue):
@@ -252,6 +310,7 @@ def add_api_routes(app: FastAPI) -> None:
         return JSONResponse(
             {
                 "status": "ready",
+                "model_version": c.live.version,
                 "embedder": getattr(c.service.embedder, "name", "?"),
                 "index_chunks": len(searcher.index) if searcher is not None else 0,
                 "models": {k: v.threshold for k, v in c.service.models.thresholds.items()},
@@ -260,6 +319,12 @@ def add_api_routes(app: FastAPI) -> None:
                 "auth_dev_mode": c.settings.auth_dev_mode,
             }
         )
+
+    @app.get("/v1/models", tags=["ops"], dependencies=[need("read")])
+    async def models(request: Request) -> ModelsOut:
+        """The model version served here, the last look at the pointer (a version that failed to load is named,
+        with why) and the ticket memory: stored tickets in it, the newest change taken, the last look's time."""
+        return core(request).models_out()
 
     @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[need("read")])
     async def metrics(request: Request) -> Response:

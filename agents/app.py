@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,9 +14,14 @@ from agents.settings import Settings
 
 if TYPE_CHECKING:  # the heavy parts are imported when something is built, so importing this module stays cheap
     from agents.answers.answer import Answerer
+    from agents.classical.training import TriageModels
     from agents.llm.chat import ChatModel
+    from agents.models.live import Every, LiveService
+    from agents.models.stored_memory import StoredMemorySync
     from agents.policy import CircuitBreaker
     from agents.service import TriageService
+    from agents.similar import TicketMemory
+    from agents.store.tickets import Store
     from kb.loader import KnowledgeBase
     from retrieval.embedders import Embedder
     from retrieval.index import SopIndex
@@ -37,11 +43,14 @@ class Shared:
 
 @dataclass
 class Engine:
-    """Everything a running service needs: triage and answers over the same KB, index, LLM client and breaker."""
+    """Everything a running service needs: triage and answers over the same KB, index, LLM client and breaker.
+    `live` swaps in a promoted model version; `stored` is the memory of stored tickets every version searches."""
 
     service: TriageService
     answerer: Answerer
     breaker: CircuitBreaker
+    live: LiveService | None = None
+    stored: TicketMemory | None = None
 
 
 def load_sop_index(settings: Settings, embedder: Embedder, *, in_memory: bool = False) -> SopIndex:
@@ -96,8 +105,9 @@ def build_service(
     chat: ChatModel | None = None,
     http_client: Any = None,
     progress: bool = False,
+    models: TriageModels | None = None,
 ) -> TriageService:
-    """Load (or train on first start) the models and wire the triage service."""
+    """Wire the triage service on `models`, or on the current version's (trained and saved on a first start)."""
     from agents.classical.training import load_or_train
     from agents.classify import ClassicalClassifier
     from agents.llm.factory import build_llm_parts
@@ -107,7 +117,8 @@ def build_service(
     from retrieval.hybrid import HybridSearcher
 
     shared = shared or build_shared(settings, chat=chat, http_client=http_client)
-    models = load_or_train(settings, shared.embedder, shared.kb, progress=progress)
+    if models is None:
+        models = load_or_train(settings, shared.embedder, shared.kb, progress=progress)
     classifier = ClassicalClassifier(models.fields["category"], models.fields["priority"])
     llm = build_llm_parts(
         settings,
@@ -179,8 +190,106 @@ def build_answerer(
     )
 
 
+def load_current(
+    settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, progress: bool = False
+) -> tuple[str | None, TriageModels]:
+    """The current version's id and its models; on a first start (or for models of another embedder or format)
+    models trained on the training data and saved as the new current version (load_or_train says why)."""
+    from agents.classical.training import load_models, load_or_train
+    from agents.errors import ModelNotTrained
+    from agents.models.versions import VersionStore
+
+    versions = VersionStore(settings.model_dir)
+    versions.adopt_legacy()
+    version = versions.current_id()
+    if version is not None:
+        try:
+            return version, load_models(versions.model_dir(version), embedder)
+        except ModelNotTrained:
+            pass
+    models = load_or_train(settings, embedder, kb, progress=progress)
+    return versions.current_id(), models
+
+
+def build_live(
+    settings: Settings, shared: Shared, stored: TicketMemory | None, *, progress: bool = False
+) -> LiveService:
+    """The triage service of the current version, which loads and swaps in the version the pointer names next.
+    Every version searches its own training tickets and `stored` (this process's stored tickets) as one memory."""
+    from agents.classical.training import load_models
+    from agents.models.live import LiveService, PointerWatch
+    from agents.models.versions import VersionStore
+    from agents.similar import CombinedMemory
+
+    versions = VersionStore(settings.model_dir)
+
+    def service_on(models: TriageModels) -> TriageService:
+        if stored is not None:
+            models.memory = CombinedMemory(models.memory, stored)
+        return build_service(settings, shared=shared, models=models)
+
+    def load(version_id: str) -> TriageService:
+        return service_on(load_models(versions.model_dir(version_id), shared.embedder))
+
+    version, models = load_current(settings, shared.embedder, shared.kb, progress=progress)
+    watch = PointerWatch(versions) if settings.models_poll > 0 else None
+    return LiveService(service_on(models), version, load=load, watch=watch, poll_seconds=settings.models_poll)
+
+
+def with_stored_memory(settings: Settings, shared: Shared) -> tuple[Shared, TicketMemory | None]:
+    """The shared parts with an embedder that remembers what it embedded (the memory's sync reuses the vectors of
+    tickets this process triaged), and an empty memory for the stored tickets; with TRIAGE_MEMORY_POLL=0 the parts
+    as they are and None (only each version's own tickets are searched)."""
+    from agents.models.stored_memory import RememberingEmbedder
+    from agents.similar import TicketMemory
+
+    if settings.memory_poll <= 0:
+        return shared, None
+    remembering = RememberingEmbedder(shared.embedder)
+    return dataclasses.replace(shared, embedder=remembering), TicketMemory(remembering.dim)
+
+
+@dataclass
+class NodeWatch:
+    """The background threads of one process: the model pointer's watch and the stored tickets' memory."""
+
+    live: LiveService
+    memory: StoredMemorySync | None
+    threads: list[Every]
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.stop()
+
+
+def watch_node(settings: Settings, live: LiveService, stored: TicketMemory | None, store: Store) -> NodeWatch:
+    """Start polling the model pointer every TRIAGE_MODELS_POLL seconds and the stored tickets every
+    TRIAGE_MEMORY_POLL seconds (the first look at once), each in a daemon thread of its own."""
+    import threading
+
+    from agents.models.live import Every
+    from agents.models.stored_memory import StoredMemorySync
+
+    threads, memory = [], None
+    if stored is not None:
+        stopping = threading.Event()
+        memory = StoredMemorySync(
+            store,
+            live.current.embedder,
+            stored,
+            max_tickets=settings.memory_max_stored,
+            poll_seconds=settings.memory_poll,
+            stopping=stopping,
+        )
+        threads.append(Every(settings.memory_poll, memory.refresh, "triage-memory", stopping).start())
+    if live.watch is not None:
+        threads.append(Every(settings.models_poll, live.check, "triage-models").start())
+    return NodeWatch(live, memory, threads)
+
+
 def build_engine(settings: Settings, *, chat: ChatModel | None = None, progress: bool = False) -> Engine:
-    """Triage and answers for one process, sharing one KB, index, LLM client and circuit breaker."""
-    shared = build_shared(settings, chat=chat)
-    service = build_service(settings, shared=shared, progress=progress)
-    return Engine(service, build_answerer(settings, shared=shared), shared.breaker)
+    """Triage and answers for one process, sharing one KB, index, LLM client and circuit breaker; the triage
+    service is the current model version's, swapped when another is promoted (NodeWatch polls for it)."""
+    shared, stored = with_stored_memory(settings, build_shared(settings, chat=chat))
+    live = build_live(settings, shared, stored, progress=progress)
+    return Engine(live.current, build_answerer(settings, shared=shared), shared.breaker, live, stored)

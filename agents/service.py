@@ -114,7 +114,10 @@ class TriageService:
         classification: Classification = self.classifier.classify(ticket, context)
         priority = self.rules.apply(text, classification.priority)
         team_proba = dict(zip(team_model.classes_, proba["team"], strict=True))
-        team, service = self.router.decide(text, team_proba, neighbours)
+        # only the labelled history votes on the team: a stored ticket's team may be triage's own earlier guess
+        history = self.memory.labelled
+        labelled = neighbours if history is self.memory else history.search(vector, NEIGHBOURS, exclude_id=ticket.id)
+        team, service = self.router.decide(text, team_proba, labelled)
         owner = self.router.owner(team.label, service, self.clock())
         decisions = {"category": classification.category, "priority": priority, "team": team}
         needs_human = self._abstain(decisions, reasons)

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     # seconds (a replica killed mid-request leaves them; without a sweep only a retry or a restart would finish them)
     sweep_interval: float = Field(default=60.0, gt=0)
     sweep_after: float = Field(default=300.0, ge=0)
+    # every replica and worker looks at models/current.json this often and swaps in a promoted (or rolled-back)
+    # version, loaded in the background (agents/models/live.py); 0: only a restart loads another version
+    models_poll: float = Field(default=5.0, ge=0)
+    # the ticket memory (similar tickets, team votes, duplicates): the version's training tickets plus the stored
+    # tickets, read from the database at start and then every memory_poll seconds (agents/models/stored_memory.py);
+    # 0: the version's tickets only. The newest memory_max_stored stored tickets are kept per process
+    memory_poll: float = Field(default=5.0, ge=0)
+    memory_max_stored: int = Field(default=100_000, ge=1)
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from agents.models.records import VersionRecord
     from agents.models.versions import VersionStore
 
-NEXT_START = "a running `triage serve` loads it at its next start (restart it); no hot reload"
+NEXT_START = (
+    "running `triage serve` and `triage worker` processes swap it in within TRIAGE_MODELS_POLL seconds "
+    "(5 by default; GET /v1/models says which version a server serves)"
+)
 FIELD_NAMES = ("category", "priority", "team")
 
 
@@ -85,21 +88,39 @@ def cmd_list(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     return 0
 
 
+def _then(args: argparse.Namespace, settings_fn: SettingsFn) -> str:
+    poll = settings_fn(args).models_poll
+    if not poll:
+        return "running servers and workers load it at their next start (TRIAGE_MODELS_POLL=0: no hot swap)"
+    return (
+        f"running `triage serve` and `triage worker` processes swap it in within {poll:g} s "
+        "(TRIAGE_MODELS_POLL; GET /v1/models says which version a server serves)"
+    )
+
+
 def _check_servable(versions: VersionStore, version_id: str, args: argparse.Namespace, settings_fn: SettingsFn) -> None:
-    """Refuse a version the service could not load: another model format, or another embedder than configured."""
+    """Refuse a version the service could not load: another model format, another embedder than configured, or
+    model files that do not load (the running processes would refuse it too, and keep the version they serve)."""
     from agents.classical.artifacts import read_manifest
-    from agents.classical.training import FORMAT
+    from agents.classical.training import FORMAT, load_models
     from retrieval.factory import make_embedder
 
     settings = settings_fn(args)
     manifest = read_manifest(versions.model_dir(version_id), FORMAT)
-    configured = make_embedder(settings.embedder, settings.embed_precision).name
+    embedder = make_embedder(settings.embedder, settings.embed_precision)
+    configured = embedder.name
     if manifest.get("embedder") != configured:
         raise DataError(
             str(versions.model_dir(version_id)),
             f"{version_id} was trained with embedder {manifest.get('embedder')!r} but the service uses "
             f"{configured!r} (TRIAGE_EMBEDDER or --embedder): it would be retrained at start, not served",
         )
+    try:
+        load_models(versions.model_dir(version_id), embedder)
+    except Exception as exc:  # a damaged models.joblib, say: refused here rather than by every running process
+        raise DataError(
+            str(versions.model_dir(version_id)), f"{version_id} does not load ({type(exc).__name__}: {exc})"[:600]
+        ) from None
 
 
 def cmd_promote(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
@@ -111,13 +132,13 @@ def cmd_promote(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     if before == now:
         print(f"{now} is already current")
     else:
-        print(f"{now} is now current (was {before or 'none'}); {NEXT_START}")
+        print(f"{now} is now current (was {before or 'none'}); {_then(args, settings_fn)}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     left, now = _versions(args, settings_fn).rollback()
-    print(f"{now} is current again (was {left}); {NEXT_START}")
+    print(f"{now} is current again (was {left}); {_then(args, settings_fn)}")
     return 0
 
 

@@ -24,8 +24,8 @@ training split + every reviewed ticket but the newest) are re-trained on the sam
 rows. The candidate becomes current only if no field on either set is worse than current by more than
 --tolerance (accuracy); otherwise current stays and the reason names the field, the set and the figures. Every
 candidate is kept as a version (`triage models list`), promoted or rejected; `triage models promote ID` overrides.
-Nothing new since the current version: nothing is trained. A promoted version is loaded by a running server at
-its next start (restart it). With few recent tickets, one ticket moves accuracy by 1/n: read the n column.
+Nothing new since the current version: nothing is trained. Running servers and workers swap a promoted version
+in within TRIAGE_MODELS_POLL seconds. With few recent tickets, one ticket moves accuracy by 1/n: read the n column.
 
 Nightly, from cron (prints one JSON line per run):
   {CRON}"""

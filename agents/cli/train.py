@@ -94,7 +94,8 @@ def cmd_train(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     saved = VersionStore(settings.model_dir).create(lambda out: save_models(models, out), record, make_current=True)
     print(
         f"trained on {len(rows)} tickets in {models.info['seconds']} s; saved as version {saved.id}, now current "
-        f"in {settings.model_dir} (a running server loads it at its next start; `triage models rollback` undoes)"
+        f"in {settings.model_dir} (running servers and workers swap it in within TRIAGE_MODELS_POLL seconds; "
+        "`triage models rollback` undoes)"
     )
     return 0
 
@@ -108,7 +109,7 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         "triage train --data tickets.jsonl --with-feedback",
         "triage train --data queues.csv --text-col title --text-col body --label-col queue --out data/queue-model",
         more="Without --label-col: category, priority and team models from JSONL tickets, saved as a new model\n"
-        "version and made current (`triage models list`); a running server loads it at its next start. No gate:\n"
+        "version and made current (`triage models list`); running servers and workers swap it in. No gate:\n"
         "see `triage retrain` for a candidate that replaces the current models only if it is not worse.\n"
         "With --label-col: one classifier for that column of a CSV, TSV, JSONL or zip (see predict).",
     )
