@@ -1,9 +1,9 @@
-"""What a written answer (summary, reply) must look like, and how a reply is read into it or refused."""
+"""What a written answer (summary, reply, rewrite, translation) must look like, and how a reply is read or refused."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -34,11 +34,20 @@ def reply_model(refs: Sequence[str]) -> type[BaseModel]:
     )
 
 
-def read_summary(reply: ChatReply) -> str:
-    try:
-        return SummaryAnswer.model_validate(reply.parsed).summary
-    except ValidationError as exc:
-        raise InvalidModelOutput(f"summary: {exc.errors()[0]['msg']}", raw=reply.text) from None
+def text_reader(model: type[BaseModel], field: str, task: str) -> Callable[[ChatReply], str]:
+    """A reader of an answer that is one text field of `model`: the text with its whitespace collapsed, or
+    InvalidModelOutput naming the task and what did not validate."""
+
+    def read(reply: ChatReply) -> str:
+        try:
+            return " ".join(str(getattr(model.model_validate(reply.parsed), field)).split())
+        except ValidationError as exc:
+            raise InvalidModelOutput(f"{task}: {exc.errors()[0]['msg']}", raw=reply.text) from None
+
+    return read
+
+
+read_summary = text_reader(SummaryAnswer, "summary", "summary")
 
 
 def read_reply(model: type[BaseModel], reply: ChatReply) -> tuple[str, list[str]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import InvalidModelOutput
 from agents.llm.calls import ask
-from agents.llm.chat import ChatModel, ChatReply
+from agents.llm.chat import ChatModel
 from agents.llm.classify import wire_schema
+from agents.llm.readers import text_reader
 from agents.types import Deadline, LlmCall
 from prompts import Prompt, data_block, load_prompt
 
@@ -20,11 +20,7 @@ class RewriteAnswer(BaseModel):
     query: str = Field(min_length=2, max_length=400)
 
 
-def read_rewrite(reply: ChatReply) -> str:
-    try:
-        return " ".join(RewriteAnswer.model_validate(reply.parsed).query.split())
-    except ValidationError as exc:
-        raise InvalidModelOutput(f"rewrite: {exc.errors()[0]['msg']}", raw=reply.text) from None
+read_rewrite = text_reader(RewriteAnswer, "query", "rewrite")
 
 
 class Rewritten(BaseModel):

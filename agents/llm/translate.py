@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import InvalidModelOutput
 from agents.language import detect_language
 from agents.llm.calls import ask
-from agents.llm.chat import ChatModel, ChatReply
+from agents.llm.chat import ChatModel
 from agents.llm.classify import wire_schema
+from agents.llm.readers import text_reader
 from agents.types import Deadline, LlmCall
 from prompts import Prompt, data_block, load_prompt
 
@@ -21,11 +21,7 @@ class TranslationAnswer(BaseModel):
     english: str = Field(min_length=2, max_length=4000)
 
 
-def read_translation(reply: ChatReply) -> str:
-    try:
-        return " ".join(TranslationAnswer.model_validate(reply.parsed).english.split())
-    except ValidationError as exc:
-        raise InvalidModelOutput(f"translate: {exc.errors()[0]['msg']}", raw=reply.text) from None
+read_translation = text_reader(TranslationAnswer, "english", "translate")
 
 
 class Translated(BaseModel):
