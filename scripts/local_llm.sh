@@ -8,10 +8,14 @@
 #   scripts/local_llm.sh start [PORT]   start the server in the background (default 8088)
 #   scripts/local_llm.sh stop           stop it
 #   scripts/local_llm.sh status         say what is installed and running
+#   scripts/local_llm.sh bench [PORT]   measure prompt and generation speed of the running server
 #
 # Environment:
-#   PYTHON             interpreter to use            (default .venv/bin/python)
-#   TRIAGE_MODELS_DIR  where the model, pid and log go (default models)
+#   PYTHON                 interpreter to use              (default .venv/bin/python)
+#   TRIAGE_MODELS_DIR      where the model, pid and log go (default models)
+#   TRIAGE_LLM_THREADS     llama.cpp threads, for the prompt and for generation
+#                          (default: the cores left, nproc minus TRIAGE_LLM_RESERVED, at least 1)
+#   TRIAGE_LLM_RESERVED    cores kept for the triage service beside the server (default 1)
 # Relative paths are taken from the repository root.
 set -euo pipefail
 
@@ -42,6 +46,10 @@ PORT_FILE="$MODELS_DIR/llm.port"
 LOG_FILE="$MODELS_DIR/llm.log"
 DEFAULT_PORT=8088
 START_TIMEOUT=60
+# Cores kept for the service (its embedder and classical models) when the thread count is not given. Measured on
+# 2 cores (evals/reports/llm/local-server.md): llama.cpp's threads wait for each other at every step, so one
+# thread that competes for a core with the service stalls them all.
+RESERVED_CORES="${TRIAGE_LLM_RESERVED:-1}"
 
 log() { echo "local_llm: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -56,9 +64,31 @@ commands:
   start [PORT]   start the server on 127.0.0.1:PORT (default $DEFAULT_PORT)
   stop           stop the server
   status         show what is installed and whether the server answers
+  bench [PORT]   time BENCH_N (default 5) like requests against the running server:
+                 medians of prompt tokens/s (a fresh prompt) and generated tokens/s
 
-environment: PYTHON (default .venv/bin/python), TRIAGE_MODELS_DIR (default models)
+environment:
+  PYTHON               interpreter (default .venv/bin/python)
+  TRIAGE_MODELS_DIR    model, pid and log folder (default models)
+  TRIAGE_LLM_THREADS   llama.cpp threads for the prompt and for generation
+                       (default here: $(default_threads), the cores left: nproc $(nproc) minus TRIAGE_LLM_RESERVED)
+  TRIAGE_LLM_RESERVED  cores left to the triage service beside the server (default 1)
 EOF
+}
+
+# Threads for llama.cpp: TRIAGE_LLM_THREADS, else the cores not reserved for the service, at least 1.
+default_threads() {
+    local cores
+    cores="$(nproc)"
+    [[ "$RESERVED_CORES" =~ ^[0-9]+$ ]] || die "TRIAGE_LLM_RESERVED must be a whole number, got '$RESERVED_CORES'"
+    if ((cores - RESERVED_CORES < 1)); then echo 1; else echo $((cores - RESERVED_CORES)); fi
+}
+
+llm_threads() {
+    local threads="${TRIAGE_LLM_THREADS:-}"
+    [[ -n "$threads" ]] || threads="$(default_threads)"
+    [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "TRIAGE_LLM_THREADS must be a number of 1 or more, got '$threads'"
+    echo "$threads"
 }
 
 pip_install() { "$PYTHON" -m pip install --disable-pip-version-check "$@"; }
@@ -151,8 +181,9 @@ EOF
 }
 
 cmd_start() {
-    local port="${1:-$DEFAULT_PORT}" pid
+    local port="${1:-$DEFAULT_PORT}" pid threads
     [[ "$port" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$port'"
+    threads="$(llm_threads)"
     if pid="$(running_pid)"; then
         log "already running (pid $pid, port $(cat "$PORT_FILE" 2>/dev/null || echo '?')); use stop first"
         print_env "$(cat "$PORT_FILE" 2>/dev/null || echo "$port")"
@@ -164,13 +195,16 @@ cmd_start() {
     answers "$port" && die "something already answers on port $port"
 
     mkdir -p "$MODELS_DIR"
-    log "starting the server on 127.0.0.1:$port (log $LOG_FILE)"
+    log "starting the server on 127.0.0.1:$port with $threads thread(s) (log $LOG_FILE)"
+    # --interrupt_requests False: a streamed request whose client has gone stops at its next token all the same
+    # (the server checks for the disconnect), and a new request no longer cuts a live streamed answer short.
     nohup setsid "$PYTHON" -m llama_cpp.server \
         --model "$MODEL_FILE" \
         --model_alias "$MODEL_ALIAS" \
         --host 127.0.0.1 --port "$port" \
-        --n_threads 2 --n_threads_batch 2 \
+        --n_threads "$threads" --n_threads_batch "$threads" \
         --n_ctx 4096 \
+        --interrupt_requests False \
         >"$LOG_FILE" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PID_FILE"
@@ -241,6 +275,74 @@ cmd_status() {
     fi
 }
 
+# ---------------------------------------------------------------- bench
+# Pairs of requests of one shape (about 150 prompt tokens): a fresh nonce opens each pair's prompt, so the first
+# request (1 token) reads the whole prompt, and the second, streamed with the same prompt (now cached), generates
+# 32 tokens, timed from its first token to its last.
+cmd_bench() {
+    local port="${1:-$(cat "$PORT_FILE" 2>/dev/null || echo "$DEFAULT_PORT")}" n="${BENCH_N:-5}"
+    [[ "$port" =~ ^[0-9]+$ && "$n" =~ ^[1-9][0-9]*$ ]] || die "PORT and BENCH_N must be numbers"
+    answers "$port" || die "no server answers on 127.0.0.1:$port: start it first"
+    "$PYTHON" - "$port" "$n" <<'PY'
+import json, os, statistics, sys, time, urllib.request
+
+port, n = int(sys.argv[1]), int(sys.argv[2])
+base = f"http://127.0.0.1:{port}/v1"
+model = json.load(urllib.request.urlopen(base + "/models", timeout=120))["data"][0]["id"]
+TICKET = (
+    "Since this morning the VPN client drops the connection every ten minutes on the office wifi and the "
+    "shared drive shows files as offline; colleagues on the same floor see the same. The printer next to "
+    "the kitchen also jams on every second page although the tray was refilled. "
+) * 2
+
+
+def post(nonce, stream, max_tokens):
+    body = {
+        "model": model, "temperature": 0, "max_tokens": max_tokens, "stream": stream,
+        "messages": [
+            {"role": "system", "content": f"Session {nonce}. You are the assistant of an IT service desk."},
+            {"role": "user", "content": TICKET + "\nList, one per line, twenty checks the helpdesk should make."},
+        ],
+    }
+    request = urllib.request.Request(
+        base + "/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    return urllib.request.urlopen(request, timeout=900)
+
+
+rows = []
+for i in range(n):
+    nonce = os.urandom(6).hex()
+    started = time.perf_counter()
+    prompt_tokens = json.load(post(nonce, False, 1))["usage"]["prompt_tokens"]
+    prompt_s = time.perf_counter() - started
+    first, chunks = None, 0
+    with post(nonce, True, 32) as response:
+        for line in response:
+            line = line.strip()
+            if not line.startswith(b"data:") or line == b"data: [DONE]":
+                continue
+            delta = json.loads(line[5:])["choices"][0].get("delta") or {}
+            if delta.get("content"):
+                chunks += 1
+                first = first or time.perf_counter()
+    end = time.perf_counter()
+    row = {
+        "prompt_tokens": prompt_tokens,
+        "prompt_s": round(prompt_s, 2),
+        "prompt_tps": round(prompt_tokens / prompt_s, 1),
+        "generated": chunks,
+        "gen_tps": round((chunks - 1) / (end - first), 2) if chunks > 1 else None,
+        "load1": round(os.getloadavg()[0], 2),
+    }
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+keys = ("prompt_tps", "gen_tps", "prompt_s")
+median = {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in keys}
+print(json.dumps({"port": port, "n": n, "median": median}))
+PY
+}
+
 main() {
     local cmd="${1:-}"
     [[ $# -gt 0 ]] && shift
@@ -249,6 +351,7 @@ main() {
         start) [[ $# -le 1 ]] || { usage >&2; exit 2; }; cmd_start "$@" ;;
         stop) cmd_stop ;;
         status) cmd_status ;;
+        bench) [[ $# -le 1 ]] || { usage >&2; exit 2; }; cmd_bench "$@" ;;
         -h | --help | help) usage ;;
         *) usage >&2; exit 2 ;;
     esac

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.cli import new_categories
+from agents.cli import eval_cold_start, new_categories
 from agents.cli.common import SettingsFn, add_embedder, command
 from evals.commands import bench, eval_gate, eval_report, eval_run
 
@@ -12,6 +12,7 @@ from evals.commands import bench, eval_gate, eval_report, eval_run
 def add_parsers(ev: Any, sub: Any, settings_fn: SettingsFn) -> None:
     """`run`, `gate` and `report` under `triage eval`; `bench` at the top level."""
     new_categories.add_parsers(ev, settings_fn)  # eval new-categories: held-out labels (evals/new_categories.py)
+    eval_cold_start.add_parsers(ev, settings_fn)  # eval cold-start: LLM few-shot against classical at k per class
     p = command(
         ev,
         "run",
