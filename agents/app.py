@@ -170,6 +170,7 @@ def build_answerer(
     from agents.answers.llm_writer import LlmAnswerWriter
     from agents.answers.owners import OwnerResolver
     from agents.errors import TriageError
+    from agents.llm.translate import LlmTranslator
     from agents.policy import LlmGuard
     from retrieval.hybrid import HybridSearcher
 
@@ -179,11 +180,14 @@ def build_answerer(
     if settings.policy == "llm_first" and shared.chat is not None:
         writer = LlmAnswerWriter(shared.chat, llm_timeout=settings.llm_timeout)
         guard = LlmGuard(shared.chat.name, shared.breaker, fallback_on=(TriageError,))
+    # an LLM translates questions in languages the catalogue has no words for (measured to help there only)
+    translator = LlmTranslator(shared.chat) if shared.chat is not None else None
     return Answerer(
         HybridSearcher(shared.index),
         OwnerResolver(shared.kb, shared.embedder, **timing),
         writer=writer,
         guard=guard,
+        translator=translator,
         threshold=settings.answer_threshold,
         stale_after_days=settings.stale_after_days,
         **timing,

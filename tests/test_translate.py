@@ -75,3 +75,25 @@ def test_a_failing_llm_leaves_the_text_as_written(scenario: str, server: FakeOpe
     assert row["translated"] == row["english_only"] and result["llm_failures"] == 1
     report = report_markdown({**result, "date": "d", "model": "m", "embedder": "e", "data": "x"}, "cmd")
     assert "1 of 1 rows not translated (1 failed calls" in report
+
+
+def test_ask_translates_only_a_language_the_catalogue_has_no_words_for(server: FakeOpenAI, tmp_path: Path) -> None:
+    """German with the shipped catalogue: matched as written, no LLM call. The same question with a catalogue
+    without German words: translated, answered with the right owner, and the translation said."""
+    settings = Settings(_env_file=None, kb_dir=KB_DIR)  # type: ignore[call-arg]
+    embedder = HashingEmbedder()
+    plain = settings.model_copy(update={"kb_dir": english_only_kb(KB_DIR, tmp_path / "kb")})
+    words = build_answerer(settings, embedder=embedder, in_memory=True)
+    words.translator = translator(server)
+    assert words.ask(GERMAN["text"]).owner.team == "workplace" and server.requests == []
+    english = build_answerer(plain, embedder=embedder, in_memory=True)
+    untranslated = english.ask(GERMAN["text"])
+    english.translator = translator(server)
+    answered = english.ask(GERMAN["text"])
+    assert answered.owner is not None and answered.owner.team == "workplace" != getattr(
+        untranslated.owner, "team", None
+    )
+    assert "translated from German by the LLM" in answered.reasons[0] and len(answered.llm_calls) == 1
+    server.scenario = "500"  # a failing LLM: the question is asked as written, and the reason says why
+    failed = english.ask(GERMAN["text"])
+    assert failed.reasons[0].startswith("German, which the catalogue has no words for: translation failed")
