@@ -73,3 +73,14 @@ def latency_summary(ms: list[float]) -> dict[str, float]:
         return {}
     arr = np.asarray(ms)
     return {f"latency_ms_p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 95, 99)}
+
+
+def llm_cost(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """p50 and max of the records' `llm_ms`, and p50 of their `prompt_tokens` (rows without a call left out)."""
+    ms = [r["llm_ms"] for r in records if r.get("llm_ms") is not None]
+    tokens = [r["prompt_tokens"] for r in records if r.get("prompt_tokens") is not None]
+    return {
+        "llm_ms_p50": float(np.median(ms)) if ms else None,
+        "llm_ms_max": max(ms) if ms else None,
+        "prompt_tokens_p50": float(np.median(tokens)) if tokens else None,
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from agents.llm.rewrite import LlmQueryRewriter
 from evals.mcnemar import mcnemar_exact
-from evals.metrics import rank_metrics
+from evals.metrics import llm_cost, rank_metrics
 from evals.retrieval_eval import target_rank
 from retrieval.hybrid import HybridSearcher
 
@@ -63,16 +62,12 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         better = metrics[arm]["recall_at_5"] > metrics["question"]["recall_at_5"]
         verdict = ("helps" if better else "hurts") if p < 0.05 else "no evidence"
         tests[arm] = {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": verdict}
-    latencies = [r["llm_ms"] for r in records if r["llm_ms"] is not None]
-    tokens = [r["prompt_tokens"] for r in records if r["prompt_tokens"] is not None]
     return {
         "n": len(records),
         "metrics": metrics,
         "mcnemar_recall_at_5": tests,
         "llm_failures": sum(1 for r in records if r["reason"]),
-        "llm_ms_p50": statistics.median(latencies) if latencies else None,
-        "llm_ms_max": max(latencies) if latencies else None,
-        "prompt_tokens_p50": statistics.median(tokens) if tokens else None,
+        **llm_cost(records),
         "rows": records,
     }
 

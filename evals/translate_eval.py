@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 from agents.answers.answer import Answerer
 from agents.llm.translate import LlmTranslator
 from evals.mcnemar import PairedCounts
+from evals.metrics import llm_cost
 
 ARMS = ("words", "english_only", "translated", "translated+words")
 PAIRS = (("english_only", "translated"), ("words", "translated"), ("words", "translated+words"))
@@ -86,8 +86,6 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             "verdict": verdict,
         }
     langs = sorted({str(r["lang"]) for r in records})
-    latencies = [r["llm_ms"] for r in records if r["llm_ms"] is not None]
-    tokens = [r["prompt_tokens"] for r in records if r["prompt_tokens"] is not None]
     return {
         "n": len(records),
         "accuracy": {arm: round(_accuracy(records, arm), 4) for arm in ARMS},
@@ -102,8 +100,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "mcnemar": tests,
         "llm_failures": sum(1 for r in records if r["reason"] and r["reason"].startswith("translation failed")),
         "untranslated": sum(1 for r in records if r["english"] is None),
-        "llm_ms_p50": statistics.median(latencies) if latencies else None,
-        "prompt_tokens_p50": statistics.median(tokens) if tokens else None,
+        **llm_cost(records),
         "rows": records,
     }
 
