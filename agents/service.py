@@ -97,7 +97,8 @@ class TriageService:
     ) -> TriageResult:
         started = time.perf_counter()
         reasons: list[str] = []
-        neighbours = self.memory.search(vector, NEIGHBOURS, exclude_id=ticket.id)
+        # only the labelled history votes on the team: a stored ticket's team may be triage's own earlier guess
+        neighbours, labelled = self.memory.neighbours(vector, NEIGHBOURS, exclude_id=ticket.id)
         hits = self.searcher.search(text, k=3, vector=vector) if self.searcher and text else []
         team_model = self.models.fields["team"]
         deadline = Deadline.after(self.llm_timeout) if self.llm_timeout else None
@@ -114,9 +115,6 @@ class TriageService:
         classification: Classification = self.classifier.classify(ticket, context)
         priority = self.rules.apply(text, classification.priority)
         team_proba = dict(zip(team_model.classes_, proba["team"], strict=True))
-        # only the labelled history votes on the team: a stored ticket's team may be triage's own earlier guess
-        history = self.memory.labelled
-        labelled = neighbours if history is self.memory else history.search(vector, NEIGHBOURS, exclude_id=ticket.id)
         team, service = self.router.decide(text, team_proba, labelled)
         owner = self.router.owner(team.label, service, self.clock())
         decisions = {"category": classification.category, "priority": priority, "team": team}

@@ -74,11 +74,6 @@ class TicketMemory:
             return drop
 
     @property
-    def labelled(self) -> TicketMemory:
-        """The part whose labels people set (the training history): what may vote on a ticket's team."""
-        return self
-
-    @property
     def nbytes(self) -> int:
         """Bytes of the vectors (float32, dim each): the bulk of the memory."""
         return int(self.index.ntotal) * self.dim * 4
@@ -108,6 +103,14 @@ class TicketMemory:
         ]
         return out[:k]
 
+    def neighbours(
+        self, vector: np.ndarray, k: int = 5, exclude_id: str | None = None
+    ) -> tuple[list[SimilarTicket], list[SimilarTicket]]:
+        """The k nearest tickets, and the k nearest whose labels people set (the training history: what may vote
+        on a ticket's team); here both are the same search."""
+        hits = self.search(vector, k, exclude_id)
+        return hits, hits
+
 
 class CombinedMemory(TicketMemory):
     """A model version's memory (its training tickets) and the stored tickets of this process, searched as one:
@@ -120,18 +123,21 @@ class CombinedMemory(TicketMemory):
         self.dim, self.index, self.records = trained.dim, trained.index, trained.records
         self._positions, self._lock = trained._positions, trained._lock
 
-    @property
-    def labelled(self) -> TicketMemory:
-        return self.trained  # a stored ticket's labels may be triage's own guesses
-
     def search(self, vector: np.ndarray, k: int = 5, exclude_id: str | None = None) -> list[SimilarTicket]:
-        both = [*self.stored.search(vector, k, exclude_id), *self.trained.search(vector, k, exclude_id)]
+        return self.neighbours(vector, k, exclude_id)[0]
+
+    def neighbours(
+        self, vector: np.ndarray, k: int = 5, exclude_id: str | None = None
+    ) -> tuple[list[SimilarTicket], list[SimilarTicket]]:
+        """The best k of both, and the version's own best k: a stored ticket's labels may be triage's own guesses,
+        so only the training tickets vote on a team. Each part is searched once."""
+        trained = self.trained.search(vector, k, exclude_id)
         out, seen = [], set()
-        for hit in sorted(both, key=lambda h: -h.score):  # stable: the stored record wins a tie
-            if hit.id not in seen:
+        for hit in sorted([*self.stored.search(vector, k, exclude_id), *trained], key=lambda h: -h.score):
+            if hit.id not in seen:  # stable sort: the stored record wins a tie
                 seen.add(hit.id)
                 out.append(hit)
-        return out[:k]
+        return out[:k], trained
 
 
 def team_votes(neighbours: list[SimilarTicket]) -> dict[str, float]:
