@@ -84,18 +84,18 @@ def _terms(text: str) -> set[str]:
     return {t.rstrip("s") for t in TERM.findall(text.lower())}
 
 
-def best_section(hit: Hit, sections: Sequence[Chunk], ticket_text: str) -> tuple[str, str]:
-    """(section, text) to quote: the hit's own, unless it is the SOP's introduction, its symptoms or its last resort;
-    then the section of the same SOP with a list of steps that shares the most words with the ticket (its heading
-    counted twice)."""
+def best_section(hit: Hit, sections: Sequence[Chunk], ticket_text: str) -> tuple[str, str, str]:
+    """(ref, section, text) to quote: the hit's own, unless it is the SOP's introduction, its symptoms or its last
+    resort; then the section of the same SOP with a list of steps that shares the most words with the ticket (its
+    heading counted twice)."""
     if hit.section and not hit.section.lower().startswith(NOT_STEPS):
-        return hit.section, hit.text
+        return hit.ref, hit.section, hit.text
     terms = _terms(ticket_text)
     candidates = [
         c for c in sections if c.doc_id == hit.doc_id and not c.section.lower().startswith(NOT_STEPS) and c.section
     ]
     candidates = [c for c in candidates if whole_steps(c.text)[0]]
     if not candidates:
-        return hit.section, hit.text
+        return hit.ref, hit.section, hit.text
     best = max(candidates, key=lambda c: 2 * len(terms & _terms(c.section)) + len(terms & _terms(c.text)))
-    return best.section, best.text
+    return best.ref, best.section, best.text

@@ -82,9 +82,10 @@ def brief(exc: ValidationError) -> str:
     return "; ".join(parts)[:500]
 
 
-def sop_attributes(hit: Hit) -> dict[str, str]:
+def sop_attributes(hit: Hit, ref: str | None = None) -> dict[str, str]:
+    """The attributes of an SOP's data block: its citation key (`ref`, else the hit's) and its service."""
     service = hit.meta.get("service")
-    return {"id": hit.ref, **({"service": str(service)} if service else {})}
+    return {"id": ref or hit.ref, **({"service": str(service)} if service else {})}
 
 
 class ExampleBank:

@@ -12,7 +12,7 @@ from agents.answers.steps import MAX_STEPS, STEP_CHARS, SopSections, best_sectio
 from agents.classify import TicketContext
 from agents.llm.calls import ask
 from agents.llm.chat import ChatModel
-from agents.llm.classify import wire_schema
+from agents.llm.classify import sop_attributes, wire_schema
 from agents.llm.readers import SummaryAnswer, read_reply, read_summary, reply_model
 from agents.policy import LlmGuard
 from agents.redact import Redacted, prepare
@@ -175,9 +175,9 @@ class ReplyWriter:
         if not hits or hits[0].dense_score < self.relevance:
             return None
         top = hits[0]
-        section, text = best_section(top, self.sections.of(top), ticket_text)
+        ref, _, text = best_section(top, self.sections.of(top), ticket_text)
         steps, left = quote_steps(text, self.max_steps, self.sop_chars)
-        return (top, f"{top.doc_id}#{section}" if section else top.doc_id, steps, left) if steps else None
+        return (top, ref, steps, left) if steps else None
 
     def template(self, ticket: Ticket, category: str, priority: str, team: str, hits: Sequence[Hit]) -> str:
         cat, prio, team_name, response = self._facts(category, priority, team)
@@ -199,9 +199,9 @@ class ReplyWriter:
 
     def _excerpt(self, hit: Hit, ticket_text: str) -> tuple[str, str, str]:
         """(ref, section, text) of a hit for the LLM: whole steps of its best section, never a cut sentence."""
-        section, text = best_section(hit, self.sections.of(hit), ticket_text)
+        ref, section, text = best_section(hit, self.sections.of(hit), ticket_text)
         steps, _ = quote_steps(text, max_steps=20, max_chars=self.sop_chars)
-        return (f"{hit.doc_id}#{section}" if section else hit.doc_id), section, "\n".join(steps)
+        return ref, section, "\n".join(steps)
 
     def _llm(
         self, ticket: Redacted, category: str, priority: str, team: str, hits: Sequence[Hit], deadline: Deadline | None
@@ -213,8 +213,7 @@ class ReplyWriter:
             data_block(
                 f"{h.title} - {section}:\n{text}" if section else f"{h.title}:\n{text}",
                 "sop",
-                id=ref,
-                **({"service": str(h.meta["service"])} if h.meta.get("service") else {}),
+                **sop_attributes(h, ref),
             )
             for h, ref, section, text in shown
         ]
