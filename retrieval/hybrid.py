@@ -214,9 +214,9 @@ class HybridSearcher:
             _ranked(scores.best, positive_only=False),
             _ranked(scores.centroid, positive_only=False),
         ]
-        fused = np.zeros(len(docs), dtype=np.float64)  # weighted reciprocal rank fusion, one array per ranking
-        for ranking, weight in zip(rankings, DOCUMENT_WEIGHTS, strict=True):
-            fused[ranking] += weight / (DOCUMENT_RRF_K + 1 + np.arange(len(ranking)))
+        by_doc = rrf([r.tolist() for r in rankings], k=DOCUMENT_RRF_K, weights=list(DOCUMENT_WEIGHTS))
+        fused = np.zeros(len(docs), dtype=np.float64)
+        fused[list(by_doc)] = list(by_doc.values())
         # equal fused scores are common (1st + 3rd = 3rd + 1st): the pooled similarity breaks the tie; rounding
         # makes sums of the same terms in another order equal, so float noise never decides
         order = np.lexsort((-scores.dense, -np.round(fused, TIE_DIGITS)))
