@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.llm.evidence import verdict
 from agents.llm.rewrite import LlmQueryRewriter
 from evals.mcnemar import mcnemar_exact
 from evals.metrics import llm_cost, rank_metrics
@@ -59,9 +60,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         broke = sum(a and not b for a, b in zip(top5["question"], top5[arm], strict=True))
         fixed = sum(b and not a for a, b in zip(top5["question"], top5[arm], strict=True))
         p = mcnemar_exact(broke, fixed)
-        better = metrics[arm]["recall_at_5"] > metrics["question"]["recall_at_5"]
-        verdict = ("helps" if better else "hurts") if p < 0.05 else "no evidence"
-        tests[arm] = {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": verdict}
+        said = verdict(metrics["question"]["recall_at_5"], metrics[arm]["recall_at_5"], p)
+        tests[arm] = {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": said}
     return {
         "n": len(records),
         "metrics": metrics,

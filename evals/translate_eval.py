@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from agents.answers.answer import Answerer
+from agents.llm.evidence import verdict
 from agents.llm.translate import LlmTranslator
 from evals.mcnemar import PairedCounts
 from evals.metrics import llm_cost
@@ -77,13 +78,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     tests = {}
     for first, second in PAIRS:
         counts = PairedCounts.of(truth, [str(r[first]) for r in records], [str(r[second]) for r in records])
-        better = _accuracy(records, second) > _accuracy(records, first)
-        verdict = ("helps" if better else "hurts") if counts.p_value < 0.05 else "no evidence"
         tests[f"{second} vs {first}"] = {
             "fixed": counts.c,
             "broke": counts.b,
             "p_value": round(counts.p_value, 4),
-            "verdict": verdict,
+            "verdict": verdict(_accuracy(records, first), _accuracy(records, second), counts.p_value),
         }
     langs = sorted({str(r["lang"]) for r in records})
     return {
