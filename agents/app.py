@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ class Shared:
     index: SopIndex
     chat: ChatModel | None
     breaker: CircuitBreaker
+    llm_writers: list[str] = field(default_factory=list)  # what the LLM may write (llm_first, with evidence)
 
 
 @dataclass
@@ -85,6 +86,7 @@ def build_shared(
 ) -> Shared:
     """Load the KB, the embedder, the SOP index and the LLM client once (`chat` may be passed in ready-made)."""
     from agents.llm.factory import start_chat
+    from agents.llm.writer_evidence import writers_from_evidence
     from agents.policy import CircuitBreaker
     from kb.loader import load_kb
     from retrieval.factory import make_embedder
@@ -95,7 +97,8 @@ def build_shared(
     if chat is None:
         chat = start_chat(settings, http_client)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-    return Shared(settings, kb, embedder, index, chat, breaker)
+    writers = writers_from_evidence(settings) if chat is not None and settings.policy == "llm_first" else []
+    return Shared(settings, kb, embedder, index, chat, breaker, writers)
 
 
 def build_service(
@@ -128,6 +131,7 @@ def build_service(
         lambda: read_jsonl(settings.training_data),
         shared.chat,
         shared.breaker,
+        shared.llm_writers,
     )
     modes = ModeTable.build(
         settings.default_mode,
@@ -164,8 +168,8 @@ def build_answerer(
     clock: Callable[[], datetime] | None = None,
     chat: ChatModel | None = None,
 ) -> Answerer:
-    """The `ask` path: SOP index, ownership from the catalogue, and with policy llm_first and an LLM the LLM
-    writer (the extractive answer stays the fallback). No trained models are needed."""
+    """The `ask` path: SOP index, ownership from the catalogue, and with policy llm_first, an LLM and evidence that
+    it answers better, the LLM writer (the extractive answer stays the fallback). No trained models are needed."""
     from agents.answers.answer import Answerer
     from agents.answers.llm_writer import LlmAnswerWriter
     from agents.answers.owners import OwnerResolver
@@ -177,7 +181,7 @@ def build_answerer(
     shared = shared or build_shared(settings, embedder=embedder, chat=chat, in_memory=in_memory)
     timing: dict[str, Any] = {"clock": clock} if clock is not None else {}
     writer = guard = None
-    if settings.policy == "llm_first" and shared.chat is not None:
+    if "answer" in shared.llm_writers and shared.chat is not None:  # llm_first, and measured to answer better
         writer = LlmAnswerWriter(shared.chat, llm_timeout=settings.llm_timeout)
         guard = LlmGuard(shared.chat.name, shared.breaker, fallback_on=(TriageError,))
     # an LLM translates questions in languages the catalogue has no words for (measured to help there only)

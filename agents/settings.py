@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # what `triage eval llm` measured (agents/llm/evidence.py): the LLM classifies a field only where this file says
     # it helps for the policy and the model; None: <data_dir>/llm_evidence.json when it exists, else classical
     llm_evidence: Path | None = None
+    # what `python -m evals.summaries_eval --llm` measured (agents/llm/writer_evidence.py): under llm_first the LLM
+    # writes summaries or replies only where this file says it helps; None: <data_dir>/llm_writers_evidence.json
+    llm_writers_evidence: Path | None = None
     breaker_failures: int = Field(default=3, gt=0)
     breaker_cooldown: float = Field(default=60.0, gt=0)
     # what triage may do with each decision on the ticket of record (agents/modes.py): off, shadow, suggest, auto.

@@ -8,7 +8,6 @@ import re
 import statistics
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from agents.errors import DataError
 from agents.jsonl import read_jsonl
 from agents.settings import DEMO_TICKETS, Settings
 from agents.summarise import MAX_CHARS, centrality
+from evals.facts import cited, fold, keeps_all_facts, mentions
 from evals.summaries_report import KINDS, report_lines, write_outputs
+from evals.writers_evidence import EVIDENCE_FILE, summaries_evidence, writers_evidence
 
 DATA = Path(__file__).resolve().parent / "data" / "summaries.v1.jsonl"
 
@@ -27,22 +28,8 @@ GROUPS = {"reference": ("tune", "test"), "tune": ("tune",), "test": ("test",), "
 GROUPS_ALL = {**GROUPS, "all": ("tune", "test", "holdout")}
 MIN_QUOTE_WORDS = 6  # a reply line whose last 6+ words run as in an SOP quotes it
 SWEEP = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
-QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "«": '"', "»": '"'})
 STEP_END = re.compile(r"[.!?:;]['\")\]*`]*$")
-CITE = re.compile(r"\[([a-z0-9][a-z0-9_.-]*)(?:#[^\]]*)?\]")
 System = Callable[[dict[str, Any]], tuple[str, str]]  # a row in, (text, backend) out
-
-
-def fold(text: str) -> str:
-    """Lower case, accents and curly quotes folded, whitespace collapsed: how facts and quotes are compared."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return " ".join(text.translate(QUOTES).casefold().split())
-
-
-def mentions(text: str, forms: Sequence[str]) -> bool:
-    """Whether any surface form occurs in the text as whole words."""
-    folded = fold(text)
-    return any(re.search(rf"(?<![a-z0-9]){re.escape(fold(f))}(?![a-z0-9])", folded) for f in forms)
 
 
 # ---- v1, frozen: the summariser and the template's SOP line before summaries.v1, scored as the baseline ----------
@@ -133,8 +120,8 @@ def score_summaries(rows: Sequence[dict[str, Any]], texts: Sequence[str], limit:
         stated = [k for k in KINDS if row["facts"][k]]
         for kind in stated:
             covered[kind].append(mentions(text, row["facts"][kind]))
-        if stated:
-            complete.append(all(mentions(text, row["facts"][k]) for k in stated))
+        if (kept := keeps_all_facts(row, text)) is not None:
+            complete.append(kept)
     lengths = [len(t) for t in texts]
     return {
         "coverage": {k: round(sum(v) / len(v), 3) if v else None for k, v in covered.items()},
@@ -146,10 +133,6 @@ def score_summaries(rows: Sequence[dict[str, Any]], texts: Sequence[str], limit:
         "empty": sum(not t.strip() for t in texts),
         "n": len(texts),
     }
-
-
-def cited(text: str, sop_ids: set[str]) -> list[str]:
-    return [m.group(1) for m in CITE.finditer(text) if m.group(1) in sop_ids]
 
 
 def score_replies(rows: Sequence[dict[str, Any]], texts: Sequence[str], sops: SopQuotes, sop_ids: set[str]) -> dict:
@@ -305,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     """Score the summaries and replies on the reference facts; with --llm, the configured LLM's beside them."""
     from agents.app import load_sop_index
     from agents.llm.factory import llm_problem, make_chat
+    from agents.llm.writer_evidence import save_writers_evidence
     from kb.loader import load_kb
     from retrieval.factory import make_embedder
     from retrieval.hybrid import HybridSearcher
@@ -318,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rows", choices=["all", *GROUPS], default="all", help="which rows: all, or one group (an LLM run is slow)"
     )
     parser.add_argument("--llm", action="store_true", help="also the LLM of TRIAGE_LLM_MODEL / TRIAGE_LLM_BASE_URL")
+    parser.add_argument(
+        "--evidence",
+        help="with --llm: also write the summary and reply verdicts into this writers' evidence file (the service "
+        "reads <data_dir>/llm_writers_evidence.json); other writers' results there are kept",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     if args.embedder:
@@ -338,8 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     shown = data.relative_to(Path.cwd()) if data.is_relative_to(Path.cwd()) else data
     result.update({"data": str(shown), "embedder": settings.embedder, "llm": settings.llm_model if chat else None})
     command = " ".join(["python -m evals.summaries_eval", *(argv if argv is not None else sys.argv[1:])])
+    outputs = result["outputs"]
     write_outputs(result, Path(args.out), command)
     print("\n".join(report_lines(result, command)))
+    if chat is not None and settings.llm_model:  # what the service reads to let the LLM write (or not)
+        results = summaries_evidence(rows, outputs, set(kb.sops), Path(shown))
+        evidence = writers_evidence(settings.llm_model, settings.llm_base_url, settings.embedder, results)
+        for path in [Path(args.out) / EVIDENCE_FILE, *([Path(args.evidence)] if args.evidence else [])]:
+            save_writers_evidence(path, evidence)
+        for found in results:
+            print(f"{found.field:8} {found.describe()} (n={found.n})")
     return 0
 
 

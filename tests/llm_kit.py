@@ -72,3 +72,35 @@ def write_evidence(path: Path, model: str, verdicts: dict[str, str] | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
     return path
+
+
+def write_writers_evidence(path: Path, model: str, verdicts: dict[str, str]) -> Path:
+    """An LLM writers' evidence file (agents/llm/writer_evidence.py) measured with `model`: writer ("summary",
+    "reply", "answer") -> "helps", "hurts" or "no evidence"; a writer not named has no evidence."""
+    from datetime import UTC, datetime
+
+    from agents.llm.evidence import EvidenceData
+    from agents.llm.writer_evidence import WriterEvidence, WritersEvidence
+
+    results = []
+    for name, verdict in verdicts.items():
+        fixed, broken = (9, 0) if verdict == "helps" else (0, 9) if verdict == "hurts" else (2, 2)
+        results.append(
+            WriterEvidence(
+                field=name,
+                policy="llm_first",
+                n=20,
+                classical_accuracy=0.5,
+                policy_accuracy=0.5 + (fixed - broken) / 20,
+                fixed=fixed,
+                broken=broken,
+                p_value=0.0039 if fixed != broken else 1.0,
+                llm_share=1.0,
+                verdict=verdict,
+                data=EvidenceData(path="facts.jsonl", sha256="0" * 64, rows=20, fields=[name]),
+            )
+        )
+    evidence = WritersEvidence(model=model, updated_at=datetime.now(UTC), embedder="hashing-512-3", results=results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
+    return path

@@ -218,7 +218,7 @@ def test_a_service_with_the_evidence_lets_the_llm_decide_the_helping_field_only(
     result = service.triage(Ticket(id=row["id"], title=row["title"], body=row["body"]))
     assert result.backend["category"] == "llm:fake-model" and result.category == row["category"]
     assert result.backend["priority"] == "classical:ensemble"  # the LLM said a wrong priority: not taken
-    assert result.backend["summary"] == "llm:fake-model"  # summaries are not classification: not gated
+    assert result.backend["summary"] == "classical:extractive"  # no writers evidence: the LLM does not write
     assert len(classify_requests(server)) == 1
 
 

@@ -12,6 +12,7 @@ from fake_openai_server import fake_openai
 
 from agents.llm.chat import ScriptedChat
 from agents.llm.write import SummaryWriter
+from agents.llm.writer_evidence import WritersEvidence
 from agents.summarise import MAX_CHARS, ExtractiveSummariser, sentences
 from agents.types import Ticket
 from evals.summaries_eval import DATA, main, mentions, score_summaries, v1_summary
@@ -196,6 +197,16 @@ def test_the_eval_scores_the_llm_beside_the_classical_paths(small_set, tmp_path,
     assert len(asked) == 6 and sum("summary an IT service desk agent" in a for a in asked) == 3
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "llm summarise.v2" in report and re.search(r"\| v2 extractive \(200 chars\) \| 1\.00 ", report)
+    # the writers' evidence the service reads: held against the extractive writers on the same rows
+    evidence = WritersEvidence.model_validate_json((tmp_path / "out" / "writers_evidence.json").read_text())
+    assert evidence.model == "fake-model" and [r.field for r in evidence.results] == ["summary", "reply"]
+    summary, reply = evidence.results
+    extractive = result["summaries"]["v2 extractive (200 chars)"]["reference"]["all_facts"]
+    assert summary.classical_accuracy == pytest.approx(extractive, abs=1e-3)
+    assert summary.policy_accuracy == pytest.approx(llm["all_facts"], abs=1e-3)
+    assert summary.broken >= 1 and summary.verdict == "no evidence"  # worse on 3 rows is not yet significant
+    none_fits = result["replies"]["llm reply.v2"]["reference"]["n_irrelevant"]
+    assert reply.n == 3 and reply.policy_accuracy == pytest.approx(none_fits / 3, abs=1e-3)  # it never cites
 
 
 def test_the_eval_refuses_llm_without_one_configured(small_set, tmp_path) -> None:

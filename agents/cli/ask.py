@@ -66,6 +66,34 @@ def cmd_eval_answers(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         f"false_abstain={cv['false_abstain_rate']:.3f} owner={cv['owner_accuracy']:.3f}"
     )
     print(f"wrote {path}")
+    if args.llm_evidence:
+        return answers_llm_evidence(settings, rows, args)
+    return 0
+
+
+def answers_llm_evidence(settings: Any, rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    """The same questions asked once with the extractive writer and once with the LLM's, over one index and one
+    LLM client (translation alike in both), scored per question; the verdict goes into the writers' evidence."""
+    import dataclasses
+
+    from agents.app import build_answerer, build_shared
+    from agents.llm.writer_evidence import save_writers_evidence
+    from evals.answers_eval import ask_all
+    from evals.llm_eval import chat_from_settings
+    from evals.writers_evidence import answers_evidence, writers_evidence
+
+    chat = chat_from_settings(settings)  # BackendUnavailable, with the reason, when no endpoint answers
+    shared = build_shared(settings, chat=chat, in_memory=args.in_memory)
+    arms = {}
+    for name, writers in (("extractive", []), ("llm", ["answer"])):
+        answerer = build_answerer(settings, shared=dataclasses.replace(shared, llm_writers=writers))
+        print(f"asking {len(rows)} questions with the {name} writer")
+        arms[name] = ask_all(answerer, rows)
+    found = answers_evidence(arms["extractive"], arms["llm"], Path(args.data), len(rows))
+    evidence = writers_evidence(settings.llm_model or chat.name, settings.llm_base_url, settings.embedder, [found])
+    for path in (Path(args.out) / "writers_evidence.json", Path(args.llm_evidence)):
+        save_writers_evidence(path, evidence)
+    print(f"answer   {found.describe()} (n={found.n}); written to {args.llm_evidence}")
     return 0
 
 
@@ -113,6 +141,12 @@ def add_parsers(sub: Any, ev: Any, settings_fn: SettingsFn) -> None:
     p.add_argument("--folds", type=int, default=2, help="folds for the held-out threshold estimate")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds (default: %(default)s)")
     p.add_argument("--in-memory", action="store_true", help="do not save a freshly built index to the data dir")
+    p.add_argument(
+        "--llm-evidence",
+        metavar="FILE",
+        help="also ask every question with the LLM's writer (TRIAGE_LLM_*) and write the verdict for `answer` into "
+        "this writers' evidence file (the service reads <data_dir>/llm_writers_evidence.json)",
+    )
     add_data_dir(p)
     add_embedder(p)
     p.set_defaults(func=lambda a: cmd_eval_answers(a, settings_fn))

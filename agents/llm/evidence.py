@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,16 +32,19 @@ HOW_TO = (
 class EvidenceInvalid(TriageError):
     """An evidence file that exists but cannot be used: what is wrong with it, and where."""
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: Path, problem: str, remedy: str = "triage eval llm --out DIR") -> None:
         self.path, self.problem = path, problem
-        super().__init__(f"the LLM evidence {path} {problem}: write it again with `triage eval llm --out DIR`")
+        super().__init__(f"the LLM evidence {path} {problem}: write it again with `{remedy}`")
 
 
-class _Model(BaseModel):
+class EvidenceModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EvidenceData(_Model):
+EvidenceT = TypeVar("EvidenceT", bound=EvidenceModel)
+
+
+class EvidenceData(EvidenceModel):
     """The labelled rows the evidence was measured on."""
 
     path: str
@@ -50,7 +53,7 @@ class EvidenceData(_Model):
     fields: list[str]
 
 
-class EvidenceSplit(_Model):
+class EvidenceSplit(EvidenceModel):
     """The held-out split: the classical model was fitted on the training part only."""
 
     test_size: float = Field(gt=0.0, lt=1.0)
@@ -60,7 +63,7 @@ class EvidenceSplit(_Model):
     n_test: int = Field(ge=0)
 
 
-class FieldEvidence(_Model):
+class FieldEvidence(EvidenceModel):
     """One field under one policy, on the same held-out rows as the classical model alone."""
 
     field: str
@@ -87,7 +90,7 @@ class FieldEvidence(_Model):
         return f"{self.verdict} ({self.points:+.1f} points, p={self.p_value:.2g})"
 
 
-class LlmEvidence(_Model):
+class LlmEvidence(EvidenceModel):
     """What `triage eval llm` measured: per field and policy, whether the LLM beats the classical model."""
 
     format: Literal["llm_evidence.v1"] = EVIDENCE_FORMAT
@@ -120,20 +123,28 @@ def evidence_path(settings: Settings) -> Path:
 
 def read_evidence(path: Path) -> LlmEvidence | None:
     """The evidence in `path`, None when there is no such file; EvidenceInvalid when it is there but unusable."""
+    return load_evidence(path, LlmEvidence, EVIDENCE_FORMAT)
+
+
+def load_evidence(
+    path: Path, model: type[EvidenceT], expected_format: str, remedy: str = "triage eval llm --out DIR"
+) -> EvidenceT | None:
+    """An evidence file of one format read into its model: None when there is no such file, EvidenceInvalid (with
+    what is wrong) when it is there but unusable."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvidenceInvalid(path, f"cannot be read as JSON ({type(exc).__name__}: {exc})") from None
-    if isinstance(raw, dict) and raw.get("format") != EVIDENCE_FORMAT:
-        raise EvidenceInvalid(path, f"has format {raw.get('format')!r}, expected {EVIDENCE_FORMAT!r}")
+        raise EvidenceInvalid(path, f"cannot be read as JSON ({type(exc).__name__}: {exc})", remedy) from None
+    if isinstance(raw, dict) and raw.get("format") != expected_format:
+        raise EvidenceInvalid(path, f"has format {raw.get('format')!r}, expected {expected_format!r}", remedy)
     try:
-        return LlmEvidence.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "evidence"
-        raise EvidenceInvalid(path, f"is not valid ({where}: {first['msg']})") from None
+        raise EvidenceInvalid(path, f"is not valid ({where}: {first['msg']})", remedy) from None
 
 
 @dataclass

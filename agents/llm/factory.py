@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -113,32 +113,39 @@ def build_llm_parts(
     example_rows: Callable[[], list[dict[str, Any]]],
     chat: ChatModel | None,
     breaker: CircuitBreaker,
+    llm_writers: Sequence[str] = (),
 ) -> LlmParts:
     """The classifier and writers for `settings.policy`; without a chat model (none configured, or a URL that
     cannot work), classical only, no error. The LLM classifies only the fields the evidence file says it helps
-    with (agents/llm/evidence.py); summaries and replies are not classification and do not need it."""
+    with (agents/llm/evidence.py) and, under llm_first, writes only what `llm_writers` names: the summaries or
+    replies its writers' evidence says it writes better (agents/llm/writer_evidence.py, read once in build_shared)."""
     if settings.policy == "classical_only" or chat is None:
         return LlmParts(classical, SummaryWriter(), ReplyWriter(kb))
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
     llm_first = settings.policy == "llm_first"
     llm_fields = fields_from_evidence(settings, list(FIELDS) if llm_first else list(settings.cascade_fields))
     guard = LlmGuard(chat.name, breaker)
-    writers = (SummaryWriter(chat=chat, guard=guard), ReplyWriter(kb, chat, guard=guard)) if llm_first else None
+    writers = (SummaryWriter(), ReplyWriter(kb))
+    if llm_first:  # the LLM writes only what the writers' evidence says it writes better (`llm_writers`)
+        writers = (
+            SummaryWriter(chat=chat, guard=guard) if "summary" in llm_writers else writers[0],
+            ReplyWriter(kb, chat, guard=guard) if "reply" in llm_writers else writers[1],
+        )
     if not llm_fields:
-        return LlmParts(classical, *(writers or (SummaryWriter(), ReplyWriter(kb))))
+        return LlmParts(classical, *writers)
     try:
         examples = ExampleBank.from_rows(example_rows())
     except (OSError, ValueError) as exc:
         log.warning("no few-shot examples for the LLM (%s): it classifies from the taxonomy alone", exc)
         examples = ExampleBank([])
     llm = LlmClassifier(chat, kb.taxonomy, examples=examples)
-    if writers is not None:  # llm_first: the LLM labels every ticket; only the fields with evidence are taken
+    if llm_first:  # the LLM labels every ticket; only the fields with evidence are taken
         classifier: Classifier = FallbackClassifier(llm, classical, breaker=breaker)
         if set(llm_fields) != set(FIELDS):
             classifier = FieldGateClassifier(classifier, classical, llm_fields)
         return LlmParts(classifier, *writers)
-    # cascade: the LLM only where the classical model is unsure; summaries and replies stay classical
+    # cascade: the LLM only where the classical model is unsure; summaries and replies stay extractive
     choices, share = models.thresholds, settings.cascade_max_share
     thresholds: dict[str, float] = {f: budgeted_threshold(choices[f], share) for f in llm_fields if f in choices}
     classifier = CascadeClassifier(classical, llm, thresholds, breaker=breaker, top_k=settings.cascade_top_k)
-    return LlmParts(classifier, SummaryWriter(), ReplyWriter(kb))
+    return LlmParts(classifier, *writers)
