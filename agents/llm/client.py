@@ -1,9 +1,17 @@
-"""OpenAICompatibleChat: any OpenAI-compatible endpoint, output modes tried in order, a hard deadline per call."""
+"""OpenAICompatibleChat: any OpenAI-compatible endpoint, output modes tried in order, every answer streamed and
+closed at the call's deadline."""
 
 # The OpenAI client (not langchain-openai) on purpose: we need the raw request and response to try output modes
 # in order (json_schema, llama.cpp's json_object + schema extension, tools, plain text), to read token usage, and
 # to map every failure onto our own errors; langchain-openai hides those behind with_structured_output and can
 # reach the network for tiktoken's vocabulary.
+#
+# Why stream: a server such as llama-cpp-python's runs one request at a time and generates a non-streamed answer to
+# its end even when its client has gone, so a call abandoned at the deadline held the server 20-44 s and stalled
+# the next ticket's call (evals/reports/llm/local-server.md). A streamed answer stops at the next token once the
+# connection is closed, so the thread that reads the stream closes it itself, between two reads, at the deadline.
+# Token usage comes from the stream's last chunk (stream_options.include_usage); a server that does not send it
+# leaves prompt_tokens None and completion_tokens counted as the chunks that carried text.
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from typing import Any
 
 from agents.errors import BackendUnavailable, InvalidModelOutput
 from agents.llm.chat import MIN_CALL_SECONDS, MODES, ChatReply, Message, finish
+from agents.llm.stream import StreamedAnswer, read_answer
 from agents.types import Deadline
 
 REFUSED_STATUS = {400, 415, 422, 500, 501}  # how servers say "not this request shape"
@@ -55,13 +64,15 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
-def _run_with_deadline(fn: Callable[[], Any], seconds: float, backend: str) -> Any:
-    """Run `fn` in a worker thread and give up after `seconds`, whatever the socket does (a trickling server)."""
+def _run_with_deadline(fn: Callable[[threading.Event], Any], seconds: float, backend: str) -> Any:
+    """Run `fn(stop)` in a worker thread and give up after `seconds`, whatever the socket does (a trickling server);
+    `stop` is set then, so that the worker closes its response at its next read."""
     box: dict[str, Any] = {}
+    stop = threading.Event()
 
     def run() -> None:
         try:
-            box["value"] = fn()
+            box["value"] = fn(stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
             box["error"] = exc
 
@@ -69,6 +80,7 @@ def _run_with_deadline(fn: Callable[[], Any], seconds: float, backend: str) -> A
     worker.start()
     worker.join(max(seconds, 0.0))
     if worker.is_alive():
+        stop.set()
         raise BackendUnavailable(backend, f"no complete answer within {seconds:.1f}s")
     if "error" in box:
         raise box["error"]
@@ -138,7 +150,7 @@ class OpenAICompatibleChat:
             request = self._request(messages, schema, schema_name, mode, max_tokens or self.max_tokens)
             probing = schema is not None and self.mode_ is None and mode != modes[-1]
             try:
-                response = _run_with_deadline(partial(self._send, request, left, probing), left, self.name)
+                answer = _run_with_deadline(partial(self._send, request, mode, left, probing), left, self.name)
             except _Refused as exc:
                 refusals.append(f"{mode}: {exc}")
                 todo.pop(0)
@@ -148,13 +160,7 @@ class OpenAICompatibleChat:
                 continue
             if schema is not None and self.mode_ is None:
                 self.mode_ = mode
-            try:
-                return self._reply(response, schema, mode, started)
-            except InvalidModelOutput:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a response of a shape nobody foresaw
-                reason = f"unusable response: {type(exc).__name__}: {exc}"[:300]
-                raise InvalidModelOutput(reason, raw=str(response)[:2000]) from None
+            return self._reply(answer, schema, mode, started)
         raise BackendUnavailable(
             self.name,
             f"no answer within {time.perf_counter() - started:.1f}s" + (f" ({refusals[-1]})" if refusals else ""),
@@ -201,11 +207,19 @@ class OpenAICompatibleChat:
             request["tool_choice"] = {"type": "function", "function": {"name": name}}
         return request
 
-    def _send(self, request: dict[str, Any], seconds: float, probing: bool) -> Any:
+    def _send(
+        self, request: dict[str, Any], mode: str, seconds: float, probing: bool, stop: threading.Event
+    ) -> StreamedAnswer:
+        """Send the request streamed, read the answer in this thread and close the response here, at the end or
+        at the deadline (`seconds` from now, or `stop`)."""
         import openai
 
+        until = time.monotonic() + seconds
+        stream_options: Any = {"include_usage": True}  # the usage comes in a last chunk
         try:
-            return self._client.chat.completions.create(**request, timeout=seconds)
+            stream = self._client.chat.completions.create(
+                **request, stream=True, stream_options=stream_options, timeout=seconds
+            )
         except openai.APITimeoutError:
             raise BackendUnavailable(self.name, f"timed out after {seconds:.1f}s") from None
         except openai.APIStatusError as exc:
@@ -221,23 +235,30 @@ class OpenAICompatibleChat:
             cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
             reason = f"cannot connect to {self.base_url or 'the API'}: {exc}{cause}"[:300]
             raise BackendUnavailable(self.name, reason) from None
-        except Exception as exc:  # noqa: BLE001 - a body not JSON, or anything else the client raises
+        except Exception as exc:  # noqa: BLE001 - anything else the client raises
             raise BackendUnavailable(self.name, f"unusable response: {type(exc).__name__}: {exc}"[:300]) from None
+        response = stream.response
+        try:
+            return read_answer(response, self.name, until, stop)
+        except (BackendUnavailable, InvalidModelOutput):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection broke, a read timed out, a chunk of odd shape
+            raise BackendUnavailable(self.name, f"unusable response: {type(exc).__name__}: {exc}"[:300]) from None
+        finally:
+            response.close()  # in this thread: the server sees the connection go and stops generating
 
-    def _reply(self, response: Any, schema: dict[str, Any] | None, mode: str, started: float) -> ChatReply:
-        choices = getattr(response, "choices", None)
-        if not choices:
-            raise InvalidModelOutput("the response has no choices", raw=str(response)[:2000])
-        message = choices[0].message
-        calls = getattr(message, "tool_calls", None) or []
-        text = (calls[0].function.arguments if mode == "tools" and calls else message.content) or ""
-        usage = getattr(response, "usage", None)
+    def _reply(self, answer: StreamedAnswer, schema: dict[str, Any] | None, mode: str, started: float) -> ChatReply:
+        text = answer.text(mode)
+        if not answer.done:
+            reason = f"the stream ended before the answer did (no finish_reason) after {len(text)} characters"
+            raise BackendUnavailable(self.name, reason)
+        counted = answer.completion_tokens is None and answer.prompt_tokens is None
         return finish(
             text,
             schema,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.pieces if counted else answer.completion_tokens,
             mode=mode,
-            model=str(getattr(response, "model", "") or self.model),
+            model=str(answer.model or self.model),
         )
