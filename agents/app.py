@@ -76,6 +76,26 @@ def load_sop_index(settings: Settings, embedder: Embedder, *, in_memory: bool = 
     return index
 
 
+def server_embedder(settings: Settings) -> Embedder:
+    """The embedder of a serving process: MiniLM under onnxruntime on `torch_threads` threads (1 by default), the
+    calling thread only. onnxruntime's own pool (one spinning thread per core) costs twice the CPU per text for the
+    same vectors when the event loop, the other requests and the rest of the triage want the cores too (measured
+    in evals/reports/scale.md); the torch MiniLM gets the same limit in the server's lifespan."""
+    from retrieval.factory import make_embedder
+    from retrieval.onnx_embedder import OnnxMiniLMEmbedder
+
+    embedder = make_embedder(settings.embedder, settings.embed_precision)
+    if isinstance(embedder, OnnxMiniLMEmbedder) and embedder.threads is None:
+        return OnnxMiniLMEmbedder(
+            embedder.cache_dir,
+            quantize=embedder.quantize,
+            batch_size=embedder.batch_size,
+            threads=settings.torch_threads,
+            model_dir=embedder.model_dir,
+        )
+    return embedder
+
+
 def build_shared(
     settings: Settings,
     *,
@@ -298,6 +318,6 @@ def watch_node(settings: Settings, live: LiveService, stored: TicketMemory | Non
 def build_engine(settings: Settings, *, chat: ChatModel | None = None, progress: bool = False) -> Engine:
     """Triage and answers for one process, sharing one KB, index, LLM client and circuit breaker; the triage
     service is the current model version's, swapped when another is promoted (NodeWatch polls for it)."""
-    shared, stored = with_stored_memory(settings, build_shared(settings, chat=chat))
+    shared, stored = with_stored_memory(settings, build_shared(settings, embedder=server_embedder(settings), chat=chat))
     live = build_live(settings, shared, stored, progress=progress)
     return Engine(live.current, build_answerer(settings, shared=shared), shared.breaker, live, stored)

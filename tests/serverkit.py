@@ -76,8 +76,8 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
 class ServerProcess:
     """`triage serve` on 127.0.0.1 in its own process, with the hashing embedder and the classical path."""
 
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
-        self.data_dir, self.log = data_dir, log
+    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.data_dir, self.log, self.cwd = data_dir, log, cwd  # cwd: another checkout's code (python -m runs it)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "TRIAGE_EMBEDDER": "hashing", "TRIAGE_POLICY": "classical_only", **(env or {})}
@@ -97,7 +97,7 @@ class ServerProcess:
             str(self.data_dir),
         ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
