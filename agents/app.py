@@ -77,23 +77,13 @@ def load_sop_index(settings: Settings, embedder: Embedder, *, in_memory: bool = 
 
 
 def server_embedder(settings: Settings) -> Embedder:
-    """The embedder of a serving process: MiniLM under onnxruntime on `torch_threads` threads (1 by default), the
-    calling thread only. onnxruntime's own pool (one spinning thread per core) costs twice the CPU per text for the
-    same vectors when the event loop, the other requests and the rest of the triage want the cores too (measured
-    in evals/reports/scale.md); the torch MiniLM gets the same limit in the server's lifespan."""
+    """The embedder of a serving or worker process: an onnxruntime MiniLM on `torch_threads` threads (1 by default),
+    not onnxruntime's pool of one spinning thread per core, which costs twice the CPU per text for the same vectors
+    when the event loop, other requests or tasks and the rest of the triage want the cores too (measured in
+    evals/reports/scale.md, HTTP and workers); the torch MiniLM gets the same limit where the process starts."""
     from retrieval.factory import make_embedder
-    from retrieval.onnx_embedder import OnnxMiniLMEmbedder
 
-    embedder = make_embedder(settings.embedder, settings.embed_precision)
-    if isinstance(embedder, OnnxMiniLMEmbedder) and embedder.threads is None:
-        return OnnxMiniLMEmbedder(
-            embedder.cache_dir,
-            quantize=embedder.quantize,
-            batch_size=embedder.batch_size,
-            threads=settings.torch_threads,
-            model_dir=embedder.model_dir,
-        )
-    return embedder
+    return make_embedder(settings.embedder, settings.embed_precision, threads=settings.torch_threads)
 
 
 def build_shared(

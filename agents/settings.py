@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     memory_max_stored: int = Field(default=100_000, ge=1)
     max_request_bytes: int = Field(default=4_000_000, gt=0)
     max_batch: int = Field(default=1000, gt=0)
-    torch_threads: int = Field(default=1, ge=1)  # MiniLM in the server: more threads spin against each other
+    torch_threads: int = Field(default=1, ge=1)  # MiniLM (torch or onnxruntime) in a server or worker process
     # the daily digest (agents/digest/, `triage digest`, `triage scheduler`)
     digest_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM in digest_timezone
     digest_timezone: str = "UTC"  # an IANA name, e.g. Europe/London

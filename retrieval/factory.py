@@ -35,16 +35,19 @@ def embedder_named(name: str, cache_dir: Path | None = None) -> Embedder:
     raise ValueError(f"unknown embedder {name!r}")
 
 
-def make_embedder(kind: str, precision: str = "auto", cache_dir: Path | None = None) -> Embedder:
+def make_embedder(
+    kind: str, precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None
+) -> Embedder:
     """Pick an embedder by setting value: 'minilm' (torch, at `precision`), 'minilm-onnx' (the same vectors from
     onnxruntime), 'minilm-int8' (onnxruntime, int8 weights: vectors of their own), 'minilm-static' (distilled
-    token vectors, no transformer at run time: vectors of their own) or 'hashing'."""
+    token vectors, no transformer at run time: vectors of their own) or 'hashing'. `threads` caps an onnxruntime
+    session's intra-op pool (None: onnxruntime's default, one spinning thread per core)."""
     if kind == "minilm":
         return MiniLMEmbedder(precision=precision)
     if kind in ("minilm-onnx", "minilm-int8"):
         from retrieval.onnx_embedder import OnnxMiniLMEmbedder
 
-        return OnnxMiniLMEmbedder(cache_dir or default_cache_dir(), quantize=kind == "minilm-int8")
+        return OnnxMiniLMEmbedder(cache_dir or default_cache_dir(), quantize=kind == "minilm-int8", threads=threads)
     if kind == "minilm-static":
         from retrieval.static_embedder import StaticMiniLMEmbedder
 

@@ -36,7 +36,7 @@ from agents.types import Ticket
 from agents.workers.config import FAST, LLM, build_celery, restore_every
 from agents.workers.queues import TicketQueue, ticket_queue_name
 from agents.workers.tasks import backoff, longest_wait
-from tests.llm_kit import write_evidence
+from tests.llm_kit import write_evidence, write_writers_evidence
 from tests.serverkit import fresh_data_dir, redis_namespace, stop_process
 from tests.test_replicas_shared_state import closed_port, pg_url  # noqa: F401  (pg_url: a fixture)
 from tests.test_server_api import Api, make_api
@@ -283,8 +283,10 @@ class LlmGate:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def llm_env(self) -> dict[str, str]:
+    def llm_env(self, folder: Path) -> dict[str, str]:
+        """A worker's settings for this LLM, with evidence that it helps classify (else llm_first never calls it)."""
         return {
+            "TRIAGE_LLM_EVIDENCE": str(write_evidence(folder / "gate-evidence.json", "gate-model")),
             "TRIAGE_POLICY": "llm_first",
             "TRIAGE_LLM_BASE_URL": self.url,
             "TRIAGE_LLM_MODEL": "gate-model",
@@ -367,7 +369,20 @@ def test_tickets_go_to_the_llm_queue_only_when_the_policy_calls_a_configured_llm
     evidence = tmp_path / "llm_evidence.json"
     write_evidence(evidence, "m")  # the LLM measured as helping category and priority
     assert ticket_queue_name(Settings(policy="cascade", llm_model="m", llm_evidence=evidence, **base)) == LLM
-    assert ticket_queue_name(Settings(policy="llm_first", llm_model="m", llm_base_url="http://x:1/v1", **base)) == LLM
+    first = {
+        "policy": "llm_first",
+        "llm_model": "m",
+        "llm_base_url": "http://x:1/v1",
+        "data_dir": tmp_path / "d",
+        **base,
+    }
+    assert ticket_queue_name(Settings(**first)) == FAST  # no evidence: llm_first calls no LLM either
+    assert ticket_queue_name(Settings(**first, llm_evidence=evidence)) == LLM
+    writers = tmp_path / "writers.json"
+    write_writers_evidence(writers, "m", {"answer": "helps", "summary": "no evidence"})  # `ask` is not triage
+    assert ticket_queue_name(Settings(**first, llm_writers_evidence=writers)) == FAST
+    write_writers_evidence(writers, "m", {"reply": "helps"})
+    assert ticket_queue_name(Settings(**first, llm_writers_evidence=writers)) == LLM
     assert TicketQueue.from_settings(Settings()) is None  # no broker: in-process, as before
 
 
@@ -498,12 +513,19 @@ def test_a_worker_killed_mid_task_leaves_the_ticket_to_another_that_triages_it_o
     deployment: Deployment, gate: LlmGate
 ) -> None:
     # Redis hands the task on 4 s after its delivery; the dead worker's claim holds for 15 s from the same moment
-    short = {"TRIAGE_WORKER_VISIBILITY_TIMEOUT": "4", "TRIAGE_WORKER_CLAIM_LEASE": "15", **gate.llm_env()}
+    short = {
+        "TRIAGE_WORKER_VISIBILITY_TIMEOUT": "4",
+        "TRIAGE_WORKER_CLAIM_LEASE": "15",
+        **gate.llm_env(deployment.tmp_path),
+    }
     first = deployment.worker(LLM, **short).ready()
     store = deployment.store()
     try:
         (record,), _ = store.create([Ticket(title="Laptop will not boot", body="black screen after the update")])
-        queue = TicketQueue.from_settings(deployment.settings(policy="llm_first", llm_model="gate-model"))
+        measured = deployment.tmp_path / "gate-evidence.json"  # written by gate.llm_env: the LLM may classify
+        queue = TicketQueue.from_settings(
+            deployment.settings(policy="llm_first", llm_model="gate-model", llm_evidence=measured)
+        )
         assert queue is not None and queue.queue == LLM
         queue.enqueue([record.id])
         queue.close()
@@ -587,14 +609,17 @@ def test_a_ticket_that_keeps_failing_is_dead_with_its_error_and_replays(
 def test_the_fast_queue_keeps_flowing_while_the_llm_worker_hangs(
     queued_api: Api, deployment: Deployment, gate: LlmGate
 ) -> None:
-    slow = deployment.worker(LLM, **gate.llm_env())
+    slow = deployment.worker(LLM, **gate.llm_env(deployment.tmp_path))
     fast = deployment.worker(FAST)
     slow.ready()
     fast.ready()
     store = deployment.store()
     try:
         (stuck,), _ = store.create([Ticket(title="SAP order screen freezes", body="since the update")])
-        queue = TicketQueue.from_settings(deployment.settings(policy="llm_first", llm_model="gate-model"))
+        measured = deployment.tmp_path / "gate-evidence.json"  # written by gate.llm_env: the LLM may classify
+        queue = TicketQueue.from_settings(
+            deployment.settings(policy="llm_first", llm_model="gate-model", llm_evidence=measured)
+        )
         assert queue is not None
         queue.enqueue([stuck.id])
         queue.close()

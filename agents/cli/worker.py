@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     broker_url(settings)  # a missing or wrong TRIAGE_BROKER_URL is one line, before anything loads
     queues: list[str] = args.queues or list(QUEUES)
     concurrency: int = args.concurrency or settings.worker_concurrency
-    runtime = WorkerRuntime(settings)
+    runtime = WorkerRuntime(settings, processes=concurrency)
     if concurrency == 1:  # the solo pool: this process runs the tasks, so its engines are built now, once
         from agents.cli.serve import train_first
 

@@ -37,19 +37,25 @@ class QueueUnavailable(TriageError):
 
 
 def ticket_queue_name(settings: Settings) -> str:
-    """`llm` when the policy calls a configured LLM (llm_first: summaries and replies at least; cascade: only with
-    evidence that it helps some field), else `fast` (classical triage)."""
-    from agents.llm.evidence import choose_fields, evidence_path, read_evidence
+    """`llm` when the policy calls a configured LLM during triage, else `fast` (classical triage): the cascade and
+    llm_first call it only for the fields their evidence lets it classify, and llm_first also for the summaries or
+    replies its writers' evidence lets it write."""
+    from agents.llm.evidence import FIELDS, choose_fields, evidence_path, read_evidence
     from agents.llm.factory import llm_problem
+    from agents.llm.writer_evidence import choose_writers, read_writers_evidence, writers_evidence_path
 
     if settings.policy == "classical_only" or llm_problem(settings):
         return FAST
-    if settings.policy == "cascade":  # a cascade whose evidence allows the LLM no field never calls it
-        path = evidence_path(settings)
-        fields: list[str] = list(settings.cascade_fields)
-        if not choose_fields(read_evidence(path), "cascade", settings.llm_model, fields, path).llm_fields:
-            return FAST
-    return LLM
+    path = evidence_path(settings)
+    fields: list[str] = list(settings.cascade_fields) if settings.policy == "cascade" else list(FIELDS)
+    if choose_fields(read_evidence(path), settings.policy, settings.llm_model, fields, path).llm_fields:
+        return LLM
+    if settings.policy == "llm_first":
+        writers_path = writers_evidence_path(settings)
+        chosen = choose_writers(read_writers_evidence(writers_path), settings.llm_model, writers_path).llm_writers
+        if {"summary", "reply"} & set(chosen):
+            return LLM
+    return FAST
 
 
 def chunks(ids: Sequence[str], size: int) -> list[list[str]]:

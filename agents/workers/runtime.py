@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from agents.settings import Settings
 from agents.workers.config import FAST, LLM
+from agents.workers.threads import ThreadBudget, limit_threads, thread_budget
 
 if TYPE_CHECKING:
     from agents.app import NodeWatch, Shared
@@ -32,10 +33,12 @@ class WorkerRuntime:
     """Built lazily in the process that runs the tasks (after the fork, under prefork), then kept for its life.
     Tasks of the fast queue get a classical-only engine; those of the llm queue the engine of the settings. Each
     engine follows the model pointer, and both search one memory of stored tickets, kept current by background
-    threads started with the first engine (threads do not survive a fork, so never before it)."""
+    threads started with the first engine (threads do not survive a fork, so never before it). Its numeric
+    libraries share the cores it may use with the other `processes` of its pool (agents/workers/threads.py)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, processes: int | None = None) -> None:
         self.settings = settings
+        self.budget: ThreadBudget = thread_budget(processes or settings.worker_concurrency)
         self._lock = threading.Lock()
         self._store: Store | None = None
         self._shared: Shared | None = None
@@ -65,19 +68,25 @@ class WorkerRuntime:
         if self._shared is None:
             from agents.app import build_shared
 
-            self._shared = build_shared(classical_settings(self.settings), embedder=self._embedder)  # llm adds a client
+            embedder = self._own_embedder()
+            self._shared = build_shared(classical_settings(self.settings), embedder=embedder)  # llm adds a client
         return self._shared
+
+    def _own_embedder(self) -> Embedder:
+        """The process's embedder, built once with its thread budget (the thread pools capped on the way)."""
+        if self._embedder is None:
+            from agents.app import server_embedder
+
+            limit_threads(self.budget, self.settings.embedder)
+            self._embedder = server_embedder(self.settings)
+        return self._embedder
 
     def embedder(self) -> Embedder:
         """The engines' embedder once they are built; before that one of its own (no SOP index loaded for it)."""
         with self._lock:
             if self._shared is not None:
                 return self._shared.embedder
-            if self._embedder is None:
-                from retrieval.factory import make_embedder
-
-                self._embedder = make_embedder(self.settings.embedder, self.settings.embed_precision)
-            return self._embedder
+            return self._own_embedder()
 
     def service(self, queue: str) -> TriageService:
         """The engine for one queue's tickets, built on its first task (a failed build is tried again next task);
