@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 SCENARIOS = (
     "ok",  # a valid answer built from the request's schema (labels from `answers`, else the first allowed);
@@ -229,14 +229,36 @@ class _Handler(BaseHTTPRequestHandler):
             return  # the client gave up
 
 
+ServerT = TypeVar("ServerT", bound=ThreadingHTTPServer)
+
+# a labelling request for the client tests: two labels and a confidence
+LABEL_SCHEMA = {
+    "type": "object",
+    "properties": {"category": {"type": "string", "enum": ["network", "email"]}, "confidence": {"type": "number"}},
+    "required": ["category", "confidence"],
+    "additionalProperties": False,
+}
+LABEL_MESSAGES = [
+    {"role": "system", "content": "label it"},
+    {"role": "user", "content": "<ticket>\nvpn down\n</ticket>"},
+]
+
+
 @contextmanager
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+def serving(server: ServerT, poll_interval: float = 0.05) -> Iterator[ServerT]:
+    """Serve in a background thread; on the way out set the server's `stopping` event (handlers that hang or trickle
+    wait on it), then shut it down and close its socket."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
     thread.start()
     try:
         yield server
     finally:
-        server.stopping.set()
+        server.stopping.set()  # type: ignore[attr-defined]
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with serving(FakeOpenAI()) as server:
+        yield server

@@ -4,6 +4,7 @@ LLM evidence file (the service lets the LLM classify only the fields such a file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agents.classify import TicketContext
 from agents.types import Ticket
@@ -31,6 +32,24 @@ class Clock:
         return self.now
 
 
+def measured(verdict: str, n: int, base: float, changed: tuple[int, int]) -> dict[str, Any]:
+    """The measured part of one verdict on `n` rows: `changed` (fixed, broken) for "helps", swapped for "hurts",
+    as many fixed as broken (not significant) for "no evidence"."""
+    fixed, broken = changed if verdict == "helps" else changed[::-1] if verdict == "hurts" else (5, 5)
+    significant = 0.013 if fixed != broken else 1.0
+    return {
+        "n": n,
+        "classical_accuracy": base,
+        "policy_accuracy": base + (fixed - broken) / n,
+        "fixed": fixed,
+        "broken": broken,
+        "p_value": significant,
+        "llm_share": 1.0,
+        "llm_latency_ms_p50": 40.0,
+        "verdict": verdict,
+    }
+
+
 def write_evidence(path: Path, model: str, verdicts: dict[str, str] | None = None) -> Path:
     """An LLM evidence file (agents/llm/evidence.py) measured with `model`: the LLM helps with category and priority
     under both policies (what a start needs before the LLM may classify), except where `verdicts` ("policy:field"
@@ -43,22 +62,7 @@ def write_evidence(path: Path, model: str, verdicts: dict[str, str] | None = Non
     for policy in ("llm_first", "cascade"):
         for name in ("category", "priority"):
             verdict = (verdicts or {}).get(f"{policy}:{name}", "helps")
-            fixed, broken = (12, 2) if verdict == "helps" else (2, 12) if verdict == "hurts" else (5, 5)
-            results.append(
-                FieldEvidence(
-                    field=name,
-                    policy=policy,
-                    n=100,
-                    classical_accuracy=0.8,
-                    policy_accuracy=0.8 + (fixed - broken) / 100,
-                    fixed=fixed,
-                    broken=broken,
-                    p_value=0.013 if fixed != broken else 1.0,
-                    llm_share=1.0,
-                    llm_latency_ms_p50=40.0,
-                    verdict=verdict,
-                )
-            )
+            results.append(FieldEvidence(field=name, policy=policy, **measured(verdict, 100, 0.8, (12, 2))))
     evidence = LlmEvidence(
         model=model,
         created_at=datetime.now(UTC),
@@ -84,22 +88,8 @@ def write_writers_evidence(path: Path, model: str, verdicts: dict[str, str]) -> 
 
     results = []
     for name, verdict in verdicts.items():
-        fixed, broken = (9, 0) if verdict == "helps" else (0, 9) if verdict == "hurts" else (2, 2)
-        results.append(
-            WriterEvidence(
-                field=name,
-                policy="llm_first",
-                n=20,
-                classical_accuracy=0.5,
-                policy_accuracy=0.5 + (fixed - broken) / 20,
-                fixed=fixed,
-                broken=broken,
-                p_value=0.0039 if fixed != broken else 1.0,
-                llm_share=1.0,
-                verdict=verdict,
-                data=EvidenceData(path="facts.jsonl", sha256="0" * 64, rows=20, fields=[name]),
-            )
-        )
+        data = EvidenceData(path="facts.jsonl", sha256="0" * 64, rows=20, fields=[name])
+        results.append(WriterEvidence(field=name, policy="llm_first", data=data, **measured(verdict, 20, 0.5, (9, 0))))
     evidence = WritersEvidence(model=model, updated_at=datetime.now(UTC), embedder="hashing-512-3", results=results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(evidence.model_dump_json(indent=2), encoding="utf-8")

@@ -6,20 +6,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fake_openai_server import FakeOpenAI, fake_openai
+from fake_openai_server import LABEL_MESSAGES, LABEL_SCHEMA, FakeOpenAI, fake_openai
 
 from agents.errors import BackendUnavailable, InvalidModelOutput
 from agents.llm.chat import ChatReply, ScriptedChat, extract_json
 from agents.llm.client import OpenAICompatibleChat
 from agents.types import Deadline
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"category": {"type": "string", "enum": ["network", "email"]}, "confidence": {"type": "number"}},
-    "required": ["category", "confidence"],
-    "additionalProperties": False,
-}
-MESSAGES = [{"role": "system", "content": "label it"}, {"role": "user", "content": "<ticket>\nvpn down\n</ticket>"}]
+SCHEMA, MESSAGES = LABEL_SCHEMA, LABEL_MESSAGES
 
 
 @pytest.fixture

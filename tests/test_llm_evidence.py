@@ -268,7 +268,7 @@ def test_without_evidence_for_this_model_the_llm_classifies_nothing_and_the_log_
     [
         ("{not json", "cannot be read as JSON"),
         ('{"format": "llm_evidence.v0"}', "has format 'llm_evidence.v0'"),
-        ('{"format": "llm_evidence.v1", "model": "fake-model"}', "is not valid (created_at: Field required)"),
+        ('{"format": "llm_evidence.v1", "model": "fake-model"}', "is not valid (embedder: Field required)"),
     ],
 )
 def test_a_malformed_evidence_file_stops_the_start_with_a_clear_error(

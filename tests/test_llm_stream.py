@@ -14,18 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fake_openai_server import LABEL_MESSAGES, LABEL_SCHEMA, serving
 
 from agents.errors import BackendUnavailable, InvalidModelOutput
 from agents.llm.client import OpenAICompatibleChat
 from agents.types import Deadline
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"category": {"type": "string", "enum": ["network", "email"]}, "confidence": {"type": "number"}},
-    "required": ["category", "confidence"],
-    "additionalProperties": False,
-}
-MESSAGES = [{"role": "system", "content": "label it"}, {"role": "user", "content": "<ticket>\nvpn down\n</ticket>"}]
+SCHEMA, MESSAGES = LABEL_SCHEMA, LABEL_MESSAGES
 ANSWER = '{"category": "network", "confidence": 0.7}'
 
 
@@ -129,15 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def slow_stream() -> Iterator[SlowStream]:
-    server = SlowStream()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
+    with serving(SlowStream(), poll_interval=0.02) as server:
         yield server
-    finally:
-        server.stopping.set()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

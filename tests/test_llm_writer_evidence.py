@@ -95,7 +95,7 @@ def test_the_setting_names_an_evidence_file_elsewhere(data_dir: Path, server: Fa
     [
         ("[1, 2", "cannot be read as JSON"),
         ('{"format": "llm_evidence.v1"}', "has format 'llm_evidence.v1', expected 'llm_writers_evidence.v2'"),
-        ('{"format": "llm_writers_evidence.v2", "model": "m"}', "is not valid (updated_at: Field required)"),
+        ('{"format": "llm_writers_evidence.v2", "model": "m"}', "is not valid (embedder: Field required)"),
     ],
 )
 def test_a_malformed_writers_evidence_file_stops_the_start_with_a_clear_error(

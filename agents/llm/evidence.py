@@ -90,17 +90,23 @@ class FieldEvidence(EvidenceModel):
         return f"{self.verdict} ({self.points:+.1f} points, p={self.p_value:.2g})"
 
 
-class LlmEvidence(EvidenceModel):
+class MeasuredWith(EvidenceModel):
+    """How an evidence file was measured: the model (the service trusts it for that model only), its endpoint, the
+    embedder of the classical side and the significance level of the verdicts."""
+
+    model: str  # TRIAGE_LLM_MODEL as measured
+    base_url: str | None = None
+    embedder: str
+    alpha: float = Field(default=ALPHA, gt=0.0, lt=1.0)
+
+
+class LlmEvidence(MeasuredWith):
     """What `triage eval llm` measured: per field and policy, whether the LLM beats the classical model."""
 
     format: Literal["llm_evidence.v1"] = EVIDENCE_FORMAT
-    model: str  # TRIAGE_LLM_MODEL as measured; the service trusts the evidence for that model only
-    base_url: str | None = None
     created_at: datetime
     data: EvidenceData
     split: EvidenceSplit
-    embedder: str
-    alpha: float = Field(default=ALPHA, gt=0.0, lt=1.0)
     cascade_top_k: int = Field(ge=0)
     cascade_max_share: float = Field(ge=0.0, le=1.0)
     results: list[FieldEvidence]

@@ -8,9 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-
-from agents.llm.evidence import ALPHA, EvidenceData, EvidenceModel, FieldEvidence, load_evidence
+from agents.llm.evidence import EvidenceData, FieldEvidence, MeasuredWith, load_evidence
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,15 +31,11 @@ class WriterEvidence(FieldEvidence):
     data: EvidenceData
 
 
-class WritersEvidence(EvidenceModel):
+class WritersEvidence(MeasuredWith):
     """What the writer evals measured for one model; each eval replaces the results of the writers it measured."""
 
     format: Literal["llm_writers_evidence.v2"] = WRITERS_FORMAT
-    model: str  # TRIAGE_LLM_MODEL as measured; the service trusts the evidence for that model only
-    base_url: str | None = None
     updated_at: datetime
-    embedder: str
-    alpha: float = Field(default=ALPHA, gt=0.0, lt=1.0)
     results: list[WriterEvidence]
 
     def find(self, writer: str) -> WriterEvidence | None:
