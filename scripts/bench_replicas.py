@@ -30,13 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.load_test import DEMO, cpu_seconds, run_level  # noqa: E402
-from tests.serverkit import ServerProcess, free_port, fresh_data_dir, stop_process  # noqa: E402
+from tests.serverkit import ServerProcess, free_port, fresh_data_dir, stop_process, wait_ready  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LIMITS = {"TRIAGE_RATE_LIMIT_PER_SECOND": "1000000", "TRIAGE_RATE_LIMIT_BURST": "1000000"}
@@ -57,17 +55,8 @@ def start_echo(log: Path) -> tuple[subprocess.Popen[bytes], str]:
         cmd = [sys.executable, str(REPO / "scripts" / "echo_app.py"), "--port", str(port)]
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"echo app exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    stop_process(proc)
-    raise RuntimeError(f"echo app not ready:\n{log.read_text()}")
+    wait_ready(proc, url, log, 60, "echo app")
+    return proc, url
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:

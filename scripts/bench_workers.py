@@ -56,6 +56,7 @@ from agents.types import Ticket  # noqa: E402
 from agents.web.desk import as_ticket, chunks  # noqa: E402
 from agents.workers.config import FAST, build_celery  # noqa: E402
 from agents.workers.queues import TicketQueue  # noqa: E402
+from scripts.load_test import cpu_seconds  # noqa: E402
 
 LOOK_EVERY = 0.25  # seconds between looks at the database while a batch is queued
 
@@ -75,13 +76,12 @@ def core_sets(workers: int, cores: int) -> list[list[int]]:
     return [usable[i * size : (i + 1) * size] for i in range(workers)]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds these processes have used, all their threads (/proc/PID/stat)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds these processes have used, all their threads; a process gone is an error."""
+    used = [cpu_seconds(pid) for pid in pids]
+    if None in used:
+        raise RuntimeError(f"cannot read the CPU time of {pids}: a process is gone")
+    return sum(u for u in used if u is not None)
 
 
 def start_worker(env: dict[str, str], data_dir: Path, log: Path, cores: list[int]) -> subprocess.Popen[bytes]:
@@ -207,9 +207,9 @@ def main() -> int:
     def measured(name: str, run: Callable[[], tuple[float, list[str]]], pids: list[int]) -> None:
         """Run one arm; its CPU is that of `pids` (the workers), or of this process (in-process)."""
         load = os.getloadavg()[0]
-        cpu_before = cpu_seconds(pids) if pids else time.process_time()
+        cpu_before = cpu_of(pids) if pids else time.process_time()
         result = run()
-        cpu = (cpu_seconds(pids) if pids else time.process_time()) - cpu_before
+        cpu = (cpu_of(pids) if pids else time.process_time()) - cpu_before
         record(name, result, load, cpu)
 
     def stop_workers() -> None:

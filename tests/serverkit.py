@@ -73,6 +73,24 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
             proc.wait(timeout=10)
 
 
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float, what: str) -> None:
+    """Until `url`/readyz answers 200; RuntimeError with the log's text when the process exits first or `timeout`
+    seconds pass (the process is stopped then)."""
+    output = lambda: log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""  # noqa: E731
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{output()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError(f"{what} not ready within {timeout} s:\n{output()}")
+
+
 class ServerProcess:
     """`triage serve` on 127.0.0.1 in its own process, with the hashing embedder and the classical path."""
 
@@ -98,18 +116,8 @@ class ServerProcess:
         ]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server not ready within {timeout} s:\n{self.output()}")
+        wait_ready(self.proc, self.url, self.log, timeout, "server")
+        return self
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
