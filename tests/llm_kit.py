@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agents.classify import TicketContext
 from agents.types import Ticket
 
@@ -94,3 +96,15 @@ def write_writers_evidence(path: Path, model: str, verdicts: dict[str, str]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
     return path
+
+
+def isolate_llm_env(mp: pytest.MonkeyPatch, url: str | None, model: str, folds: int) -> None:
+    """No setting leaks in from the environment; TRIAGE_TRAIN_FOLDS `folds`; the loopback LLM at `url` serving
+    `model` when `url` is given, else none."""
+    for name in ("LLM_API_KEY", "CONFIG_DIR", "TRAINING_DATA", "POLICY", "LLM_BASE_URL", "LLM_MODEL"):
+        mp.delenv(f"TRIAGE_{name}", raising=False)
+    mp.delenv("OPENAI_API_KEY", raising=False)
+    mp.setenv("TRIAGE_TRAIN_FOLDS", str(folds))
+    if url is not None:
+        mp.setenv("TRIAGE_LLM_BASE_URL", url)
+        mp.setenv("TRIAGE_LLM_MODEL", model)

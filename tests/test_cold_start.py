@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
+from llm_kit import isolate_llm_env
 
 from agents.cli.main import main
 from agents.redact import prepare
@@ -76,13 +77,7 @@ class RightAboutTwo(dict):  # type: ignore[type-arg]
 
 
 def llm_env(mp: pytest.MonkeyPatch, url: str | None) -> None:
-    for name in ("LLM_API_KEY", "CONFIG_DIR", "TRAINING_DATA", "POLICY", "LLM_BASE_URL", "LLM_MODEL"):
-        mp.delenv(f"TRIAGE_{name}", raising=False)
-    mp.delenv("OPENAI_API_KEY", raising=False)
-    mp.setenv("TRIAGE_TRAIN_FOLDS", "2")
-    if url is not None:
-        mp.setenv("TRIAGE_LLM_BASE_URL", url)
-        mp.setenv("TRIAGE_LLM_MODEL", MODEL)
+    isolate_llm_env(mp, url, MODEL, folds=2)
 
 
 # ---- the draw -------------------------------------------------------------------------------------------------------

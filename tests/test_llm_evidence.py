@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
-from llm_kit import write_evidence
+from llm_kit import isolate_llm_env, write_evidence
 from serverkit import fresh_data_dir
 
 from agents.app import build_service
@@ -113,14 +113,7 @@ class Measured:
 
 
 def llm_env(mp: pytest.MonkeyPatch, url: str | None) -> None:
-    """No setting leaks in from the environment; the loopback LLM when `url` is given, else none."""
-    for name in ("LLM_API_KEY", "CONFIG_DIR", "TRAINING_DATA", "POLICY", "LLM_BASE_URL", "LLM_MODEL"):
-        mp.delenv(f"TRIAGE_{name}", raising=False)
-    mp.delenv("OPENAI_API_KEY", raising=False)
-    mp.setenv("TRIAGE_TRAIN_FOLDS", "3")
-    if url is not None:
-        mp.setenv("TRIAGE_LLM_BASE_URL", url)
-        mp.setenv("TRIAGE_LLM_MODEL", MODEL)
+    isolate_llm_env(mp, url, MODEL, folds=3)
 
 
 @pytest.fixture(scope="module")

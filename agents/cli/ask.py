@@ -35,7 +35,7 @@ def cmd_ask(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
-    from agents.app import build_answerer
+    from agents.app import build_answerer, build_shared
     from evals.answers_eval import evaluate_answers
     from evals.tables import read_rows
 
@@ -44,7 +44,8 @@ def cmd_eval_answers(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         settings = settings.model_copy(update={"answer_threshold": args.threshold})
     rows = read_rows(args.data)
     started = time.perf_counter()
-    answerer = build_answerer(settings, in_memory=args.in_memory)
+    shared = build_shared(settings, in_memory=args.in_memory)  # KB, embedder, SOP index: also for --llm-evidence
+    answerer = build_answerer(settings, shared=shared)
     load_s = time.perf_counter() - started
     answerer.ask("warm-up question about the VPN")  # the first call loads the model weights: not a latency sample
     metrics = evaluate_answers(answerer, rows, n_folds=args.folds, seed=args.seed)
@@ -67,26 +68,27 @@ def cmd_eval_answers(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     )
     print(f"wrote {path}")
     if args.llm_evidence:
-        return answers_llm_evidence(settings, rows, args)
+        return answers_llm_evidence(settings, shared, rows, args)
     return 0
 
 
-def answers_llm_evidence(settings: Any, rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
-    """The same questions asked once with the extractive writer and once with the LLM's, over one index and one
-    LLM client (translation alike in both), scored per question; the verdict goes into the writers' evidence."""
+def answers_llm_evidence(settings: Any, shared: Any, rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    """The same questions asked once with the extractive writer and once with the LLM's, over the KB, embedder and
+    index already loaded (`shared`) and one LLM client (translation alike in both), scored per question; the verdict
+    goes into the writers' evidence."""
     import dataclasses
 
-    from agents.app import build_answerer, build_shared
+    from agents.app import build_answerer
     from agents.llm.writer_evidence import save_writers_evidence
     from evals.answers_eval import ask_all
     from evals.llm_eval import chat_from_settings
     from evals.writers_evidence import answers_evidence, writers_evidence
 
     chat = chat_from_settings(settings)  # BackendUnavailable, with the reason, when no endpoint answers
-    shared = build_shared(settings, chat=chat, in_memory=args.in_memory)
     arms = {}
     for name, writers in (("extractive", []), ("llm", ["answer"])):
-        answerer = build_answerer(settings, shared=dataclasses.replace(shared, llm_writers=writers))
+        with_llm = dataclasses.replace(shared, chat=chat, llm_writers=writers)  # the same KB, embedder and index
+        answerer = build_answerer(settings, shared=with_llm)
         print(f"asking {len(rows)} questions with the {name} writer")
         arms[name] = ask_all(answerer, rows)
     found = answers_evidence(arms["extractive"], arms["llm"], Path(args.data), len(rows))

@@ -15,12 +15,13 @@ log = logging.getLogger(__name__)
 WRITERS_FORMAT: Literal["llm_writers_evidence.v2"] = "llm_writers_evidence.v2"
 WRITERS_FILE = "llm_writers_evidence.json"  # in the data folder, unless TRIAGE_LLM_WRITERS_EVIDENCE names another file
 # what the LLM may write under llm_first, and the command that holds its texts against the extractive ones
+SUMMARIES_EVAL = "python -m evals.summaries_eval --llm --rows holdout --out DIR --evidence FILE"
 WRITERS = {
-    "summary": "python -m evals.summaries_eval --llm --rows holdout --out DIR --evidence FILE",
-    "reply": "python -m evals.summaries_eval --llm --rows holdout --out DIR --evidence FILE",
+    "summary": SUMMARIES_EVAL,
+    "reply": SUMMARIES_EVAL,
     "answer": "triage eval answers --data evals/data/questions.v1.jsonl --out DIR --llm-evidence FILE",
 }
-REMEDY = "python -m evals.summaries_eval --llm --rows holdout --out DIR --evidence FILE"
+REMEDY = SUMMARIES_EVAL  # what to run when the file cannot be used: it writes the file anew
 HOW_TO = "measure it with the LLM ({commands}), FILE being {path} (or the file TRIAGE_LLM_WRITERS_EVIDENCE names)"
 
 
