@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agents.jsonl import read_jsonl
+from agents.llm.plan import LlmPlan
 from agents.settings import Settings
 
 if TYPE_CHECKING:  # the heavy parts are imported when something is built, so importing this module stays cheap
@@ -39,7 +40,7 @@ class Shared:
     index: SopIndex
     chat: ChatModel | None
     breaker: CircuitBreaker
-    llm_writers: list[str] = field(default_factory=list)  # what the LLM may write (llm_first, with evidence)
+    llm_plan: LlmPlan = field(default_factory=LlmPlan)  # what the LLM classifies and writes, from the evidence
 
 
 @dataclass
@@ -96,7 +97,7 @@ def build_shared(
 ) -> Shared:
     """Load the KB, the embedder, the SOP index and the LLM client once (`chat` may be passed in ready-made)."""
     from agents.llm.factory import start_chat
-    from agents.llm.writer_evidence import writers_from_evidence
+    from agents.llm.plan import plan_llm
     from agents.policy import CircuitBreaker
     from kb.loader import load_kb
     from retrieval.factory import make_embedder
@@ -107,8 +108,7 @@ def build_shared(
     if chat is None:
         chat = start_chat(settings, http_client)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-    writers = writers_from_evidence(settings) if chat is not None and settings.policy == "llm_first" else []
-    return Shared(settings, kb, embedder, index, chat, breaker, writers)
+    return Shared(settings, kb, embedder, index, chat, breaker, plan_llm(settings, usable=chat is not None))
 
 
 def build_service(
@@ -141,7 +141,7 @@ def build_service(
         lambda: read_jsonl(settings.training_data),
         shared.chat,
         shared.breaker,
-        shared.llm_writers,
+        shared.llm_plan,
     )
     modes = ModeTable.build(
         settings.default_mode,
@@ -191,7 +191,7 @@ def build_answerer(
     shared = shared or build_shared(settings, embedder=embedder, chat=chat, in_memory=in_memory)
     timing: dict[str, Any] = {"clock": clock} if clock is not None else {}
     writer = guard = None
-    if "answer" in shared.llm_writers and shared.chat is not None:  # llm_first, and measured to answer better
+    if "answer" in shared.llm_plan.writers and shared.chat is not None:  # llm_first, and measured to answer better
         writer = LlmAnswerWriter(shared.chat, llm_timeout=settings.llm_timeout)
         guard = LlmGuard(shared.chat.name, shared.breaker, fallback_on=(TriageError,))
     # an LLM translates questions in languages the catalogue has no words for (measured to help there only)

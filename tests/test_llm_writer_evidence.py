@@ -18,6 +18,8 @@ from agents.app import build_service
 from agents.llm.evidence import EvidenceInvalid
 from agents.settings import Settings
 from agents.types import Ticket
+from agents.workers.config import FAST, LLM
+from agents.workers.runtime import WorkerRuntime
 
 MODEL = "fake-model"
 TICKET = Ticket(title="Outlook keeps asking for my password", body="Since this morning, every five minutes.")
@@ -176,3 +178,16 @@ def test_eval_answers_writes_the_answer_verdict_beside_the_other_writers(
     assert answer.verdict == "no evidence" and answer.fixed + answer.broken <= 3
     asked = [r for r in server.requests if r["path"].endswith("completions")]
     assert asked  # the LLM arm did ask the loopback model
+
+
+def test_a_workers_llm_queue_writes_what_the_writers_evidence_lets_it_and_its_fast_queue_never(
+    data_dir: Path, server: FakeOpenAI
+) -> None:
+    write_writers_evidence(data_dir / "llm_writers_evidence.json", MODEL, {"reply": "helps"})
+    runtime = WorkerRuntime(settings(data_dir, server.url), processes=1)
+    try:
+        llm, fast = runtime.service(LLM).triage(TICKET), runtime.service(FAST).triage(TICKET)
+    finally:
+        runtime.close()
+    assert (llm.backend["summary"], llm.backend["reply"]) == ("classical:extractive", "llm:fake-model")
+    assert (fast.backend["summary"], fast.backend["reply"]) == ("classical:extractive", "classical:template")

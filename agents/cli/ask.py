@@ -79,6 +79,7 @@ def answers_llm_evidence(settings: Any, shared: Any, rows: list[dict[str, Any]],
     import dataclasses
 
     from agents.app import build_answerer
+    from agents.llm.plan import LlmPlan
     from agents.llm.writer_evidence import save_writers_evidence
     from evals.answers_eval import ask_all
     from evals.llm_eval import chat_from_settings
@@ -86,8 +87,8 @@ def answers_llm_evidence(settings: Any, shared: Any, rows: list[dict[str, Any]],
 
     chat = chat_from_settings(settings)  # BackendUnavailable, with the reason, when no endpoint answers
     arms = {}
-    for name, writers in (("extractive", []), ("llm", ["answer"])):
-        with_llm = dataclasses.replace(shared, chat=chat, llm_writers=writers)  # the same KB, embedder and index
+    for name, writers in (("extractive", ()), ("llm", ("answer",))):  # over the same KB, embedder and index
+        with_llm = dataclasses.replace(shared, chat=chat, llm_plan=LlmPlan(writers=writers))
         answerer = build_answerer(settings, shared=with_llm)
         print(f"asking {len(rows)} questions with the {name} writer")
         arms[name] = ask_all(answerer, rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -14,7 +14,8 @@ from agents.classify import Classifier
 from agents.llm.chat import ChatModel
 from agents.llm.classify import ExampleBank, LlmClassifier
 from agents.llm.client import OpenAICompatibleChat
-from agents.llm.evidence import FIELDS, FieldGateClassifier, fields_from_evidence
+from agents.llm.evidence import FIELDS, FieldGateClassifier
+from agents.llm.plan import LlmPlan
 from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CascadeClassifier, CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.settings import Settings
@@ -113,23 +114,23 @@ def build_llm_parts(
     example_rows: Callable[[], list[dict[str, Any]]],
     chat: ChatModel | None,
     breaker: CircuitBreaker,
-    llm_writers: Sequence[str] = (),
+    plan: LlmPlan,
 ) -> LlmParts:
     """The classifier and writers for `settings.policy`; without a chat model (none configured, or a URL that
-    cannot work), classical only, no error. The LLM classifies only the fields the evidence file says it helps
-    with (agents/llm/evidence.py) and, under llm_first, writes only what `llm_writers` names: the summaries or
-    replies its writers' evidence says it writes better (agents/llm/writer_evidence.py, read once in build_shared)."""
+    cannot work), classical only, no error. The LLM classifies only the fields `plan` names and writes only the
+    summaries or replies it names: what the evidence files say it does better (agents/llm/plan.py, decided once in
+    build_shared)."""
     if settings.policy == "classical_only" or chat is None:
         return LlmParts(classical, SummaryWriter(), ReplyWriter(kb))
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
     llm_first = settings.policy == "llm_first"
-    llm_fields = fields_from_evidence(settings, list(FIELDS) if llm_first else list(settings.cascade_fields))
+    llm_fields = list(plan.fields)
     guard = LlmGuard(chat.name, breaker)
     writers = (SummaryWriter(), ReplyWriter(kb))
-    if llm_first:  # the LLM writes only what the writers' evidence says it writes better (`llm_writers`)
+    if llm_first:  # the LLM writes only what the writers' evidence says it writes better
         writers = (
-            SummaryWriter(chat=chat, guard=guard) if "summary" in llm_writers else writers[0],
-            ReplyWriter(kb, chat, guard=guard) if "reply" in llm_writers else writers[1],
+            SummaryWriter(chat=chat, guard=guard) if "summary" in plan.writers else writers[0],
+            ReplyWriter(kb, chat, guard=guard) if "reply" in plan.writers else writers[1],
         )
     if not llm_fields:
         return LlmParts(classical, *writers)

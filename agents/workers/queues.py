@@ -37,25 +37,12 @@ class QueueUnavailable(TriageError):
 
 
 def ticket_queue_name(settings: Settings) -> str:
-    """`llm` when the policy calls a configured LLM during triage, else `fast` (classical triage): the cascade and
-    llm_first call it only for the fields their evidence lets it classify, and llm_first also for the summaries or
-    replies its writers' evidence lets it write."""
-    from agents.llm.evidence import FIELDS, choose_fields, evidence_path, read_evidence
+    """`llm` when triage calls a configured LLM under these settings and their evidence (agents/llm/plan.py), else
+    `fast` (classical triage)."""
     from agents.llm.factory import llm_problem
-    from agents.llm.writer_evidence import choose_writers, read_writers_evidence, writers_evidence_path
+    from agents.llm.plan import plan_llm
 
-    if settings.policy == "classical_only" or llm_problem(settings):
-        return FAST
-    path = evidence_path(settings)
-    fields: list[str] = list(settings.cascade_fields) if settings.policy == "cascade" else list(FIELDS)
-    if choose_fields(read_evidence(path), settings.policy, settings.llm_model, fields, path).llm_fields:
-        return LLM
-    if settings.policy == "llm_first":
-        writers_path = writers_evidence_path(settings)
-        chosen = choose_writers(read_writers_evidence(writers_path), settings.llm_model, writers_path).llm_writers
-        if {"summary", "reply"} & set(chosen):
-            return LLM
-    return FAST
+    return LLM if plan_llm(settings, usable=llm_problem(settings) is None).in_triage else FAST
 
 
 def chunks(ids: Sequence[str], size: int) -> list[list[str]]:

@@ -102,6 +102,7 @@ class WorkerRuntime:
     def _build(self, queue: str) -> LiveService:
         from agents.app import build_live, watch_node, with_stored_memory
         from agents.llm.factory import start_chat
+        from agents.llm.plan import plan_llm
 
         if queue not in (FAST, LLM):
             raise ValueError(f"no triage engine for the queue {queue!r}")
@@ -113,7 +114,8 @@ class WorkerRuntime:
             live = build_live(classical_settings(self.settings), shared, self._stored)
         else:
             chat = start_chat(self.settings)
-            parts = dataclasses.replace(shared, settings=self.settings, chat=chat)
+            plan = plan_llm(self.settings, usable=chat is not None)  # what this queue's engine lets the LLM do
+            parts = dataclasses.replace(shared, settings=self.settings, chat=chat, llm_plan=plan)
             live = build_live(self.settings, parts, self._stored)
         # one thread reads the stored tickets for both queues' engines; each engine watches the pointer
         self._watches.append(watch_node(self.settings, live, self._stored if first else None, self._store_locked()))
