@@ -142,6 +142,7 @@ def build_service(
         shared.chat,
         shared.breaker,
         shared.llm_plan,
+        shared.embedder,
     )
     modes = ModeTable.build(
         settings.default_mode,

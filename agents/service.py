@@ -63,7 +63,7 @@ class TriageService:
         self.rules = PriorityRules(kb.taxonomy)
         self.clock = clock
         self.summary_writer = summary_writer or SummaryWriter(self.summariser)
-        self.reply_writer = reply_writer or ReplyWriter(kb)
+        self.reply_writer = reply_writer or ReplyWriter(kb, embedder=embedder)
         self.injections = InjectionDetector(kb.taxonomy)
         self.modes = modes or ModeTable()  # what may be applied to the ticket of record, per field and value
         self.llm_timeout = llm_timeout  # seconds of LLM time per ticket, shared by classify, summary and reply

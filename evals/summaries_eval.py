@@ -28,6 +28,8 @@ GROUPS = {"reference": ("tune", "test"), "tune": ("tune",), "test": ("test",), "
 GROUPS_ALL = {**GROUPS, "all": ("tune", "test", "holdout")}
 MIN_QUOTE_WORDS = 6  # a reply line whose last 6+ words run as in an SOP quotes it
 SWEEP = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
+ALIGNED_SWEEP = (0.52, 0.54, 0.56, 0.58, 0.60, 0.62)
+ALIGNED_CANDIDATES = (1, 3)
 STEP_END = re.compile(r"[.!?:;]['\")\]*`]*$")
 System = Callable[[dict[str, Any]], tuple[str, str]]  # a row in, (text, backend) out
 
@@ -193,8 +195,9 @@ def run_system(rows: Sequence[dict[str, Any]], system: System) -> list[dict[str,
     return out
 
 
-def systems(kb: Any, chat: Any) -> tuple[dict[str, System], dict[str, System]]:
-    """The summarisers and reply writers compared, by name; each row carries its ticket and SOP hits."""
+def systems(kb: Any, chat: Any, embedder: Any = None) -> tuple[dict[str, System], dict[str, System]]:
+    """The summarisers and reply writers compared, by name; each row carries its ticket and SOP hits. With the
+    index's embedder, the template with the aligned relevance rule beside the dense one."""
     from agents.llm.write import ReplyWriter, SummaryWriter
     from agents.types import Ticket
 
@@ -232,6 +235,8 @@ def systems(kb: Any, chat: Any) -> tuple[dict[str, System], dict[str, System]]:
         "v2 extractive (200 chars)": summary(SummaryWriter()),
     }
     replies: dict[str, System] = {"v1 template (400 chars)": v1_template, "v2 template (whole steps)": reply(template)}
+    if embedder is not None:
+        replies["v3 template (aligned relevance)"] = reply(ReplyWriter(kb, embedder=embedder))
     if chat is not None:
         llm_summary = SummaryWriter(chat=chat)
         summaries[f"llm {llm_summary.prompt.id}"] = summary(llm_summary)
@@ -240,23 +245,78 @@ def systems(kb: Any, chat: Any) -> tuple[dict[str, System], dict[str, System]]:
     return summaries, replies
 
 
-def sweep(rows: Sequence[dict[str, Any]], kb: Any, sops: SopQuotes, sop_ids: set[str]) -> dict[str, Any]:
-    """The template's citation shares per relevance threshold, on the tune and the test half."""
-    from agents.llm.write import ReplyWriter
+def _marks(rows: Sequence[dict[str, Any]], chosen: Sequence[Any]) -> list[str]:
+    return [f"[{hit.doc_id}]" if hit is not None else "" for hit in chosen]
+
+
+def _halves(scored: dict[str, Any]) -> dict[str, Any]:
+    kept = ("cites_when_irrelevant", "cites_when_relevant", "right_sop_when_relevant")
+    return {g: {k: scored[g][k] for k in kept} for g in scored if g != "reference"}
+
+
+def sweep(rows: Sequence[dict[str, Any]], sops: SopQuotes, sop_ids: set[str]) -> dict[str, Any]:
+    """The template's citation shares per threshold of the top hit's dense similarity, on the tune and the test half."""
+    from agents.answers.relevance import DenseRelevance
 
     out = {}
     for threshold in SWEEP:
-        writer = ReplyWriter(kb, relevance=threshold)
-        texts = [writer.guide(r["text"], r["hits"]) for r in rows]
-        marks = [f"[{g[1]}]" if g else "" for g in texts]
-        scored = score_replies(rows, marks, sops, sop_ids)
-        kept = ("cites_when_irrelevant", "cites_when_relevant", "right_sop_when_relevant")
-        out[f"{threshold:.2f}"] = {g: {k: scored[g][k] for k in kept} for g in scored if g != "reference"}
+        rule = DenseRelevance(threshold)
+        chosen = [rule.choose(r["text"], r["hits"]) for r in rows]
+        out[f"{threshold:.2f}"] = _halves(score_replies(rows, _marks(rows, chosen), sops, sop_ids))
+    return out
+
+
+def aligned_sweep(rows: Sequence[dict[str, Any]], sops: SopQuotes, sop_ids: set[str]) -> dict[str, Any]:
+    """The same per threshold of the aligned score (row["aligned"], one per top-3 hit), quoting the top hit or the
+    best of the top 3."""
+    out: dict[str, Any] = {}
+    for candidates in ALIGNED_CANDIDATES:
+        for threshold in ALIGNED_SWEEP:
+            chosen = []
+            for r in rows:
+                scores = r["aligned"][:candidates]
+                best = max(range(len(scores)), key=lambda i: scores[i]) if scores else None
+                chosen.append(r["hits"][best] if best is not None and scores[best] >= threshold else None)
+            out[f"{threshold:.2f}, top {candidates}"] = _halves(
+                score_replies(rows, _marks(rows, chosen), sops, sop_ids)
+            )
+    return out
+
+
+def separation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """On the tune half: the AUC of the top hit's dense similarity and of its aligned score for "an SOP fits" and for
+    "the top hit is a right SOP"; and the weights of a logistic regression over (dense, alignment) of each top-3 hit
+    for "a right SOP", fitted there (normalised to sum 1), the check on the aligned score's plain mean."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    tune = [r for r in rows if r.get("split") == "tune" and r["hits"]]
+    out: dict[str, Any] = {"n": len(tune)}
+    targets = {"fits": [r["sop_relevant"] for r in tune], "top_right": [r["hits"][0].doc_id in r["sops"] for r in tune]}
+    for name, score in (
+        ("dense", [r["hits"][0].dense_score for r in tune]),
+        ("aligned", [r["aligned"][0] for r in tune]),
+    ):
+        for target, y in targets.items():
+            out[f"{name}_{target}"] = round(float(roc_auc_score(y, score)), 3) if 0 < sum(y) < len(y) else None
+    pairs = [
+        (h.dense_score, 2 * a - h.dense_score, h.doc_id in r["sops"])
+        for r in tune
+        for h, a in zip(r["hits"], r["aligned"], strict=True)
+    ]
+    y = [p[2] for p in pairs]
+    if 0 < sum(y) < len(y):
+        model = LogisticRegression(class_weight="balanced", max_iter=1000).fit([p[:2] for p in pairs], y)
+        weights = model.coef_[0] / model.coef_[0].sum()
+        out["fit_weights"] = {"dense": round(float(weights[0]), 3), "alignment": round(float(weights[1]), 3)}
+        out["fit_mean_at_half"] = round(float(-model.intercept_[0] / model.coef_[0].sum()), 3)
     return out
 
 
 def evaluate(rows: list[dict[str, Any]], kb: Any, searcher: Any, chat: Any = None) -> dict[str, Any]:
     """Every system on every row, scored; hits are searched once per ticket as the service does (k=3)."""
+    from agents.answers.relevance import AlignedRelevance
+    from agents.answers.steps import SopSections
     from agents.types import Ticket
     from retrieval.corpus import load_chunks
 
@@ -266,7 +326,11 @@ def evaluate(rows: list[dict[str, Any]], kb: Any, searcher: Any, chat: Any = Non
         row["hits"] = searcher.search(row["text"], k=3) if row["text"].strip() else []
     sops = SopQuotes([c.text for c in load_chunks(Path(kb.root) / "sops")])
     sop_ids = set(kb.sops)
-    summarisers, writers = systems(kb, chat)
+    embedder = searcher.index.embedder
+    aligned = AlignedRelevance(embedder, SopSections(Path(kb.root) / "sops"), candidates=max(ALIGNED_CANDIDATES))
+    for row in rows:
+        row["aligned"] = aligned.scores(row["text"], row["hits"])
+    summarisers, writers = systems(kb, chat, embedder)
     result: dict[str, Any] = {"n": len(rows), "summaries": {}, "replies": {}, "outputs": {}}
     for kind, group, scorer in (
         ("summaries", summarisers, lambda texts: score_summary_groups(rows, texts)),
@@ -280,7 +344,11 @@ def evaluate(rows: list[dict[str, Any]], kb: Any, searcher: Any, chat: Any = Non
             metrics["ms_median"] = statistics.median(o["ms"] for o in outputs) if outputs else 0.0
             result[kind][name] = metrics
             result["outputs"][name] = outputs
-    result["relevance_sweep"] = sweep(rows, kb, sops, sop_ids)
+    result["relevance_sweep"] = sweep(rows, sops, sop_ids)
+    result["aligned_sweep"] = aligned_sweep(rows, sops, sop_ids)
+    result["relevance_separation"] = separation(rows)
+    for row in rows:
+        del row["aligned"]
     return result
 
 

@@ -20,6 +20,7 @@ from agents.llm.write import ReplyWriter, SummaryWriter
 from agents.policy import CascadeClassifier, CircuitBreaker, FallbackClassifier, LlmGuard
 from agents.settings import Settings
 from kb.loader import KnowledgeBase
+from retrieval.embedders import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -115,22 +116,26 @@ def build_llm_parts(
     chat: ChatModel | None,
     breaker: CircuitBreaker,
     plan: LlmPlan,
+    embedder: Embedder,
 ) -> LlmParts:
     """The classifier and writers for `settings.policy`; without a chat model (none configured, or a URL that
     cannot work), classical only, no error. The LLM classifies only the fields `plan` names and writes only the
     summaries or replies it names: what the evidence files say it does better (agents/llm/plan.py, decided once in
-    build_shared)."""
+    build_shared). Template replies judge an SOP's relevance by `settings.reply_relevance`, the aligned rule in
+    `embedder`'s vector space (the SOP index's)."""
+    aligned = embedder if settings.reply_relevance == "aligned" else None
+    template = ReplyWriter(kb, embedder=aligned)
     if settings.policy == "classical_only" or chat is None:
-        return LlmParts(classical, SummaryWriter(), ReplyWriter(kb))
+        return LlmParts(classical, SummaryWriter(), template)
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
     llm_first = settings.policy == "llm_first"
     llm_fields = list(plan.fields)
     guard = LlmGuard(chat.name, breaker)
-    writers = (SummaryWriter(), ReplyWriter(kb))
+    writers = (SummaryWriter(), template)
     if llm_first:  # the LLM writes only what the writers' evidence says it writes better
         writers = (
             SummaryWriter(chat=chat, guard=guard) if "summary" in plan.writers else writers[0],
-            ReplyWriter(kb, chat, guard=guard) if "reply" in plan.writers else writers[1],
+            ReplyWriter(kb, chat, guard=guard, embedder=aligned) if "reply" in plan.writers else writers[1],
         )
     if not llm_fields:
         return LlmParts(classical, *writers)

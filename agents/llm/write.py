@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.answers.relevance import RELEVANCE, AlignedRelevance, DenseRelevance, RelevanceRule
 from agents.answers.steps import MAX_STEPS, STEP_CHARS, SopSections, best_section, quote_steps
 from agents.classify import TicketContext
 from agents.llm.calls import ask
@@ -20,12 +21,8 @@ from agents.summarise import MAX_CHARS, ExtractiveSummariser, clip_words
 from agents.types import Deadline, LlmCall, Ticket
 from kb.loader import KnowledgeBase
 from prompts import Prompt, data_block, load_prompt
+from retrieval.embedders import Embedder
 from retrieval.hybrid import Hit
-
-# a top hit's dense similarity from which its SOP is quoted: chosen for minilm-int8 (the default embedder) on the tune
-# half of evals/data/summaries.v1.jsonl, as the right-SOP share minus twice the wrong-citation share (a guide that does
-# not fit costs the requester more than no guide); evals/reports/summaries.md has the sweep and the test-half figures
-RELEVANCE = 0.55
 
 
 class Written(BaseModel):
@@ -110,7 +107,9 @@ class SummaryWriter:
 
 class ReplyWriter:
     """A first reply to the requester: by the LLM, grounded in the SOP hits; else a template quoting whole steps of the
-    top SOP when its similarity reaches `relevance`, and no SOP at all when it does not."""
+    SOP that `rule` finds relevant, and no SOP at all when it finds none. The rule is the aligned one
+    (agents/answers/relevance.py) with an `embedder` of the index's vector space, else the top hit's dense similarity
+    against `relevance`."""
 
     name = "classical:template"
 
@@ -127,6 +126,8 @@ class ReplyWriter:
         max_steps: int = MAX_STEPS,
         sop_chars: int = STEP_CHARS,
         relevance: float = RELEVANCE,
+        embedder: Embedder | None = None,
+        rule: RelevanceRule | None = None,
     ) -> None:
         self.kb = kb
         self.chat = chat
@@ -138,6 +139,9 @@ class ReplyWriter:
         self.max_steps = max_steps
         self.sop_chars = sop_chars
         self.relevance = relevance
+        if rule is None:
+            rule = AlignedRelevance(embedder, self.sections) if embedder else DenseRelevance(relevance)
+        self.rule = rule
 
     def write(
         self,
@@ -171,10 +175,10 @@ class ReplyWriter:
         return cat, f"{priority} ({prio.name})" if prio else priority, team_name, response
 
     def guide(self, ticket_text: str, hits: Sequence[Hit]) -> tuple[Hit, str, list[str], int] | None:
-        """The top SOP when relevant: its hit, the quoted section's ref, the whole steps and how many were left."""
-        if not hits or hits[0].dense_score < self.relevance:
+        """The SOP the rule finds relevant: its hit, the quoted section's ref, the whole steps, how many were left."""
+        top = self.rule.choose(ticket_text, hits)
+        if top is None:
             return None
-        top = hits[0]
         ref, _, text = best_section(top, self.sections.of(top), ticket_text)
         steps, left = quote_steps(text, self.max_steps, self.sop_chars)
         return (top, ref, steps, left) if steps else None
