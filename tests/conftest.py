@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from kb.loader import KnowledgeBase, load_kb
+from retrieval.corpus import load_chunks
 from retrieval.embedders import HashingEmbedder
+from retrieval.markdown import Chunk
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,6 +80,18 @@ def _no_network() -> Iterator[None]:
 def kb_dir() -> Path:
     """The repo's real knowledge base (read it, never write to it)."""
     return REPO / "kb"
+
+
+@pytest.fixture(scope="session")
+def demo_kb(kb_dir: Path) -> KnowledgeBase:
+    """The demo knowledge base, loaded once."""
+    return load_kb(kb_dir)
+
+
+@pytest.fixture(scope="session")
+def sop_chunks(kb_dir: Path) -> list[Chunk]:
+    """The demo SOPs' sections as the index reads them."""
+    return load_chunks(kb_dir / "sops")
 
 
 TINY_DOCS: dict[str, str] = {

@@ -3,18 +3,15 @@ fits; and the eval's detector of cut quotes, which must catch the old template's
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from sop_kit import hit, section
 
+from agents.answers.relevance import RELEVANCE
 from agents.answers.steps import quote_steps, whole_steps
 from agents.llm.chat import ScriptedChat
-from agents.llm.write import RELEVANCE, ReplyWriter
+from agents.llm.write import ReplyWriter
 from agents.types import Ticket
 from evals.summaries_eval import SopQuotes, cited, score_replies, v1_guide_line
-from kb.loader import KnowledgeBase, load_kb
-from retrieval.corpus import load_chunks
-from retrieval.hybrid import Hit
 from retrieval.markdown import Chunk
 
 CALENDAR = Ticket(
@@ -25,36 +22,8 @@ CALENDAR = Ticket(
 
 
 @pytest.fixture(scope="module")
-def kb(kb_dir: Path) -> KnowledgeBase:
-    return load_kb(kb_dir)
-
-
-@pytest.fixture(scope="module")
-def chunks(kb_dir: Path) -> list[Chunk]:
-    return load_chunks(kb_dir / "sops")
-
-
-@pytest.fixture(scope="module")
-def sops(chunks: list[Chunk]) -> SopQuotes:
-    return SopQuotes([c.text for c in chunks])
-
-
-def hit(chunk: Chunk, dense: float = 0.9) -> Hit:
-    return Hit(
-        doc_id=chunk.doc_id,
-        title=chunk.title,
-        section=chunk.section,
-        path=chunk.path,
-        score=0.03,
-        snippet=chunk.text[:240],
-        text=chunk.text,
-        dense_score=dense,
-        meta=chunk.meta,
-    )
-
-
-def section(chunks: list[Chunk], doc_id: str, name: str) -> Chunk:
-    return next(c for c in chunks if c.doc_id == doc_id and c.section == name)
+def sops(sop_chunks: list[Chunk]) -> SopQuotes:
+    return SopQuotes([c.text for c in sop_chunks])
 
 
 def guide_lines(reply: str) -> list[str]:
@@ -64,53 +33,53 @@ def guide_lines(reply: str) -> list[str]:
     return [line for line in lines[start + 1 :] if line and line != "IT Service Desk"]
 
 
-def test_every_quoted_step_of_every_sop_section_ends_where_the_sop_ends_it(kb, chunks, sops) -> None:
-    writer = ReplyWriter(kb)
+def test_every_quoted_step_of_every_sop_section_ends_where_the_sop_ends_it(demo_kb, sop_chunks, sops) -> None:
+    writer = ReplyWriter(demo_kb)
     quoting = 0
-    for chunk in chunks:
+    for chunk in sop_chunks:
         reply = writer.template(CALENDAR, "email", "P3", "collab", [hit(chunk)])
         ends = [sops.quote_end(line) for line in reply.splitlines()]
         assert False not in ends, (chunk.doc_id, chunk.section, reply)
         quoting += True in ends
-    assert quoting > len(chunks) * 0.8  # nearly every section is quoted, each quote whole
+    assert quoting > len(sop_chunks) * 0.8  # nearly every section is quoted, each quote whole
 
 
-def test_the_old_template_cut_long_sections_and_the_detector_sees_it(chunks, sops) -> None:
-    long_steps = section(chunks, "sop-email-not-syncing", "Steps")
+def test_the_old_template_cut_long_sections_and_the_detector_sees_it(sop_chunks, sops) -> None:
+    long_steps = section(sop_chunks, "sop-email-not-syncing", "Steps")
     assert sops.quote_end(v1_guide_line([hit(long_steps)])) is False
-    short = section(chunks, "sop-account-locked", "")  # one sentence, under 400 characters: whole
+    short = section(sop_chunks, "sop-account-locked", "")  # one sentence, under 400 characters: whole
     assert sops.quote_end(v1_guide_line([hit(short)])) is True
     assert sops.quote_end("Thank you for your ticket, the team will respond within four hours.") is None
 
 
-def test_at_most_n_whole_steps_are_quoted_and_the_rest_counted(kb, chunks) -> None:
-    steps = section(chunks, "sop-email-not-syncing", "Steps")
-    reply = ReplyWriter(kb, max_steps=2).template(CALENDAR, "email", "P3", "collab", [hit(steps)])
+def test_at_most_n_whole_steps_are_quoted_and_the_rest_counted(demo_kb, sop_chunks) -> None:
+    steps = section(sop_chunks, "sop-email-not-syncing", "Steps")
+    reply = ReplyWriter(demo_kb, max_steps=2).template(CALENDAR, "email", "P3", "collab", [hit(steps)])
     quoted = guide_lines(reply)
     assert quoted[0].startswith("1. In Outlook") and quoted[1].startswith("2. Look at the bottom right")
     assert quoted[2] == "(4 more steps in the guide.)" and len(quoted) == 3
     assert "**" not in reply  # Markdown emphasis is dropped, the words kept
 
 
-def test_a_step_with_nested_items_is_quoted_with_them(chunks) -> None:
-    purchase = section(chunks, "sop-purchase-request", "Steps")
+def test_a_step_with_nested_items_is_quoted_with_them(sop_chunks) -> None:
+    purchase = section(sop_chunks, "sop-purchase-request", "Steps")
     items, _ = whole_steps(purchase.text)
     approvals = next(i for i in items if i.startswith("6."))
     assert approvals.count("\n") == 4 and approvals.rstrip().endswith("also the Finance Director.")
 
 
-def test_a_symptoms_hit_is_answered_from_the_section_of_its_sop_that_fits_the_ticket(kb, chunks) -> None:
-    symptoms = section(chunks, "sop-shared-mailbox", "Symptoms")
-    reply = ReplyWriter(kb).template(CALENDAR, "email", "P3", "collab", [hit(symptoms)])
+def test_a_symptoms_hit_is_answered_from_the_section_of_its_sop_that_fits_the_ticket(demo_kb, sop_chunks) -> None:
+    symptoms = section(sop_chunks, "sop-shared-mailbox", "Symptoms")
+    reply = ReplyWriter(demo_kb).template(CALENDAR, "email", "P3", "collab", [hit(symptoms)])
     assert "[sop-shared-mailbox#Steps > A colleague's calendar]" in reply
     assert guide_lines(reply)[0].startswith("1. Ask the colleague to open their calendar")
 
 
-def test_no_sop_at_all_when_the_best_hit_is_not_relevant(kb, chunks) -> None:
-    printer = section(chunks, "sop-printer-not-printing", "Steps")
-    reply = ReplyWriter(kb).template(CALENDAR, "email", "P3", "collab", [hit(printer, dense=RELEVANCE - 0.01)])
+def test_no_sop_at_all_when_the_best_hit_is_not_relevant(demo_kb, sop_chunks) -> None:
+    printer = section(sop_chunks, "sop-printer-not-printing", "Steps")
+    reply = ReplyWriter(demo_kb).template(CALENDAR, "email", "P3", "collab", [hit(printer, dense=RELEVANCE - 0.01)])
     assert "[sop-" not in reply and "guide" not in reply and "within 4 hours" in reply
-    relevant = ReplyWriter(kb).template(CALENDAR, "email", "P3", "collab", [hit(printer, dense=RELEVANCE)])
+    relevant = ReplyWriter(demo_kb).template(CALENDAR, "email", "P3", "collab", [hit(printer, dense=RELEVANCE)])
     assert "[sop-printer-not-printing#Steps]" in relevant
 
 
@@ -130,10 +99,10 @@ def test_a_lead_in_ending_with_a_colon_comes_with_its_list() -> None:
     )
 
 
-def test_the_llm_may_cite_no_sop_and_sees_whole_steps(kb, chunks) -> None:
-    printer = section(chunks, "sop-printer-not-printing", "Steps")
+def test_the_llm_may_cite_no_sop_and_sees_whole_steps(demo_kb, sop_chunks) -> None:
+    printer = section(sop_chunks, "sop-printer-not-printing", "Steps")
     chat = ScriptedChat([{"reply": "Hello Deborah, the team will look into your calendar access.", "sources": []}])
-    written = ReplyWriter(kb, chat).write(CALENDAR, "email", "P3", "collab", [hit(printer)])
+    written = ReplyWriter(demo_kb, chat).write(CALENDAR, "email", "P3", "collab", [hit(printer)])
     assert written.backend == "llm:scripted" and "See [" not in written.text
     user = chat.calls[0]["messages"][1]["content"]
     assert "1. Check you printed to Kestrel-FollowMe" in user and "Printer faults" not in user

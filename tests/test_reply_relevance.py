@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sop_kit import hit, section
 
 from agents.answers.relevance import (
     ALIGNED,
@@ -20,11 +21,7 @@ from agents.answers.relevance import (
 from agents.answers.steps import SopSections
 from agents.llm.write import ReplyWriter
 from agents.types import Ticket, ticket_text
-from kb.loader import KnowledgeBase, load_kb
-from retrieval.corpus import load_chunks
 from retrieval.embedders import Embedder, HashingEmbedder
-from retrieval.hybrid import Hit
-from retrieval.markdown import Chunk
 
 DEMO = Path(__file__).resolve().parents[1] / "evals" / "data" / "demo_tickets.v1.jsonl"
 
@@ -41,41 +38,13 @@ class CountingEmbedder:
         return self.inner.embed(texts)
 
 
-@pytest.fixture(scope="module")
-def kb(kb_dir: Path) -> KnowledgeBase:
-    return load_kb(kb_dir)
-
-
-@pytest.fixture(scope="module")
-def chunks(kb_dir: Path) -> list[Chunk]:
-    return load_chunks(kb_dir / "sops")
-
-
 @pytest.fixture
 def sections(kb_dir: Path) -> SopSections:
     return SopSections(kb_dir / "sops")
 
 
-def hit(chunk: Chunk, dense: float) -> Hit:
-    return Hit(
-        doc_id=chunk.doc_id,
-        title=chunk.title,
-        section=chunk.section,
-        path=chunk.path,
-        score=0.03,
-        snippet=chunk.text[:240],
-        text=chunk.text,
-        dense_score=dense,
-        meta=chunk.meta,
-    )
-
-
-def section(chunks: list[Chunk], doc_id: str, name: str) -> Chunk:
-    return next(c for c in chunks if c.doc_id == doc_id and c.section == name)
-
-
-def test_the_dense_rule_quotes_the_top_hit_from_its_threshold_on(chunks) -> None:
-    steps = section(chunks, "sop-printer-add", "Before you start")
+def test_the_dense_rule_quotes_the_top_hit_from_its_threshold_on(sop_chunks) -> None:
+    steps = section(sop_chunks, "sop-printer-add", "Before you start")
     rule = DenseRelevance()
     assert rule.threshold == RELEVANCE
     assert rule.choose("x", [hit(steps, RELEVANCE)]) is not None
@@ -83,8 +52,8 @@ def test_the_dense_rule_quotes_the_top_hit_from_its_threshold_on(chunks) -> None
     assert rule.choose("x", []) is None
 
 
-def test_an_sop_is_read_as_its_title_headings_and_lines_without_markers(chunks) -> None:
-    drive = [c for c in chunks if c.doc_id == "sop-shared-drive-access"]
+def test_an_sop_is_read_as_its_title_headings_and_lines_without_markers(sop_chunks) -> None:
+    drive = [c for c in sop_chunks if c.doc_id == "sop-shared-drive-access"]
     lines = sop_lines(drive[0].title, drive)
     assert lines[0] == "Get access to a shared drive or team folder"
     assert "The S: drive is missing" in lines  # a heading of three words or more
@@ -100,9 +69,9 @@ def test_a_ticket_is_read_as_its_sentences_without_greeting_or_signature() -> No
     assert ticket_sentences("help") == ["help"] and ticket_sentences("  ") == []
 
 
-def test_a_ticket_that_states_an_sop_line_is_aligned_with_it_and_one_that_does_not_is_not(chunks, sections) -> None:
+def test_a_ticket_that_states_an_sop_line_is_aligned_with_it_and_one_that_does_not_is_not(sop_chunks, sections) -> None:
     embedder = HashingEmbedder()
-    drive = hit(section(chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
+    drive = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
     rule = AlignedRelevance(embedder, sections, threshold=0.6)
     stated = ticket_text("S drive", "The S: drive is not listed under This PC.")
     assert rule.scores(stated, [drive])[0] == pytest.approx((0.40 + 1.0) / 2, abs=1e-4)  # the same line: cosine 1
@@ -110,19 +79,19 @@ def test_a_ticket_that_states_an_sop_line_is_aligned_with_it_and_one_that_does_n
     assert rule.choose(ticket_text("Lunch", "The canteen has run out of soup."), [drive]) is None
 
 
-def test_the_best_of_the_first_hits_is_quoted_and_only_among_them(chunks, sections) -> None:
+def test_the_best_of_the_first_hits_is_quoted_and_only_among_them(sop_chunks, sections) -> None:
     embedder = HashingEmbedder()
-    printer = hit(section(chunks, "sop-printer-add", "Before you start"), dense=0.45)
-    drive = hit(section(chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
+    printer = hit(section(sop_chunks, "sop-printer-add", "Before you start"), dense=0.45)
+    drive = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
     stated = ticket_text("S drive", "The S: drive is not listed under This PC.")
     assert AlignedRelevance(embedder, sections, threshold=0.6, candidates=2).choose(stated, [printer, drive]) == drive
     assert AlignedRelevance(embedder, sections, threshold=0.6, candidates=1).choose(stated, [printer, drive]) is None
 
 
-def test_the_sop_lines_are_embedded_once_per_file_and_the_ticket_once_per_reply(chunks, sections) -> None:
+def test_the_sop_lines_are_embedded_once_per_file_and_the_ticket_once_per_reply(sop_chunks, sections) -> None:
     embedder = CountingEmbedder(HashingEmbedder())
     rule = AlignedRelevance(embedder, sections, candidates=3)
-    hits = [hit(section(chunks, "sop-shared-drive-access", name), 0.5) for name in ("Symptoms", "Things to know")]
+    hits = [hit(section(sop_chunks, "sop-shared-drive-access", name), 0.5) for name in ("Symptoms", "Things to know")]
     text = ticket_text("Drive", "Cannot open the team folder. It says access denied.")
     rule.scores(text, hits)
     first = len(embedder.texts)
@@ -130,25 +99,27 @@ def test_the_sop_lines_are_embedded_once_per_file_and_the_ticket_once_per_reply(
     assert len(embedder.texts) - first == len(ticket_sentences(text)) == 2  # the same file's lines, cached
 
 
-def test_a_file_gone_since_the_index_was_built_is_read_from_the_hit(chunks, tmp_path) -> None:
-    gone = hit(section(chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
+def test_a_file_gone_since_the_index_was_built_is_read_from_the_hit(sop_chunks, tmp_path) -> None:
+    gone = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
     rule = AlignedRelevance(HashingEmbedder(), SopSections(tmp_path), threshold=0.6)
     assert rule.choose(ticket_text("S drive", "The S: drive is not listed under This PC."), [gone]) == gone
 
 
-def test_the_reply_writer_takes_the_aligned_rule_with_an_embedder_and_the_dense_one_without(kb, chunks) -> None:
-    assert isinstance(ReplyWriter(kb).rule, DenseRelevance)
-    assert ReplyWriter(kb, relevance=0.3).rule.name == "dense >= 0.30"
-    aligned = ReplyWriter(kb, embedder=HashingEmbedder()).rule
+def test_the_reply_writer_takes_the_aligned_rule_with_an_embedder_and_the_dense_one_without(
+    demo_kb, sop_chunks
+) -> None:
+    assert isinstance(ReplyWriter(demo_kb).rule, DenseRelevance)
+    assert ReplyWriter(demo_kb, relevance=0.3).rule.name == "dense >= 0.30"
+    aligned = ReplyWriter(demo_kb, embedder=HashingEmbedder()).rule
     assert isinstance(aligned, AlignedRelevance) and aligned.threshold == ALIGNED
-    drive = hit(section(chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
+    drive = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), dense=0.40)
     ticket = Ticket(title="S drive", body="The S: drive is not listed under This PC.")
     writer = ReplyWriter(
-        kb, rule=AlignedRelevance(HashingEmbedder(), SopSections(Path(kb.root) / "sops"), threshold=0.6)
+        demo_kb, rule=AlignedRelevance(HashingEmbedder(), SopSections(Path(demo_kb.root) / "sops"), threshold=0.6)
     )
     reply = writer.template(ticket, "storage", "P3", "infra", [drive])
     assert '"Get access to a shared drive or team folder" [sop-shared-drive-access#' in reply
-    assert "[sop-shared-drive-access" not in ReplyWriter(kb).template(ticket, "storage", "P3", "infra", [drive])
+    assert "[sop-shared-drive-access" not in ReplyWriter(demo_kb).template(ticket, "storage", "P3", "infra", [drive])
 
 
 # ---- with the default embedder: the tickets of evals/reports/summaries.md ---------------------------------------
@@ -174,11 +145,11 @@ def demo_ticket(ticket_id: str) -> str:
         ("DTB-0004", "sop-payroll", True),  # where is the year-end tax summary
     ],
 )
-def test_the_aligned_rule_on_tickets_the_dense_rule_got_wrong(minilm, chunks, sections, ticket_id, doc_id, fits):
+def test_the_aligned_rule_on_tickets_the_dense_rule_got_wrong(minilm, sop_chunks, sections, ticket_id, doc_id, fits):
     from retrieval.markdown import split_identifiers
 
     text = demo_ticket(ticket_id)
-    own = [c for c in chunks if c.doc_id == doc_id]
+    own = [c for c in sop_chunks if c.doc_id == doc_id]
     vectors = minilm.embed([split_identifiers(text), *(c.search_text() for c in own)])
     similarities = vectors[1:] @ vectors[0]
     best = int(np.argmax(similarities))
