@@ -12,6 +12,7 @@ from sop_kit import hit, section
 
 from agents.answers.relevance import (
     ALIGNED,
+    MAX_SENTENCES,
     RELEVANCE,
     AlignedRelevance,
     DenseRelevance,
@@ -20,7 +21,7 @@ from agents.answers.relevance import (
 )
 from agents.answers.steps import SopSections
 from agents.llm.write import ReplyWriter
-from agents.types import Ticket, ticket_text
+from agents.types import MAX_BODY_CHARS, Ticket, ticket_text
 from retrieval.embedders import Embedder, HashingEmbedder
 
 DEMO = Path(__file__).resolve().parents[1] / "evals" / "data" / "demo_tickets.v1.jsonl"
@@ -97,6 +98,17 @@ def test_the_sop_lines_are_embedded_once_per_file_and_the_ticket_once_per_reply(
     first = len(embedder.texts)
     rule.scores(text, hits)
     assert len(embedder.texts) - first == len(ticket_sentences(text)) == 2  # the same file's lines, cached
+
+
+def test_a_huge_ticket_costs_what_a_short_one_does(sop_chunks, sections) -> None:
+    embedder = CountingEmbedder(HashingEmbedder())
+    rule = AlignedRelevance(embedder, sections)
+    drive = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), 0.5)
+    rule.scores("warm", [drive])
+    before = len(embedder.texts)
+    paste = " ".join(f"Line {i} of the log says the share is unreachable." for i in range(2_000))
+    rule.scores(ticket_text("Drive", paste[:MAX_BODY_CHARS]), [drive])
+    assert len(embedder.texts) - before == MAX_SENTENCES
 
 
 def test_a_file_gone_since_the_index_was_built_is_read_from_the_hit(sop_chunks, tmp_path) -> None:
