@@ -27,6 +27,7 @@ def build_service_from(
     """
     from agents.classical.training import train_models
     from agents.classify import ClassicalClassifier
+    from agents.llm.factory import template_replies
     from agents.route import Router
     from agents.service import TriageService
     from kb.loader import load_kb
@@ -38,7 +39,8 @@ def build_service_from(
     models = train_models(rows, embedder, kb, target=settings.precision_target, folds=folds, members=settings.members)
     index = SopIndex.build(load_chunks(settings.kb_dir / "sops"), embedder)
     classifier = ClassicalClassifier(models.fields["category"], models.fields["priority"])
-    return TriageService(kb, models, embedder, classifier, Router(kb), HybridSearcher(index))
+    replies = template_replies(settings, kb, embedder)
+    return TriageService(kb, models, embedder, classifier, Router(kb), HybridSearcher(index), reply_writer=replies)
 
 
 class ServiceBackend:

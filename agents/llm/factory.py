@@ -107,6 +107,12 @@ def start_chat(settings: Settings, http_client: Any = None) -> ChatModel | None:
     return make_chat(settings, http_client)
 
 
+def template_replies(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> ReplyWriter:
+    """The template reply writer of `settings.reply_relevance`: the aligned rule in `embedder`'s vector space (the
+    SOP index's), or the top hit's dense similarity alone."""
+    return ReplyWriter(kb, embedder=embedder if settings.reply_relevance == "aligned" else None)
+
+
 def build_llm_parts(
     settings: Settings,
     kb: KnowledgeBase,
@@ -121,10 +127,8 @@ def build_llm_parts(
     """The classifier and writers for `settings.policy`; without a chat model (none configured, or a URL that
     cannot work), classical only, no error. The LLM classifies only the fields `plan` names and writes only the
     summaries or replies it names: what the evidence files say it does better (agents/llm/plan.py, decided once in
-    build_shared). Template replies judge an SOP's relevance by `settings.reply_relevance`, the aligned rule in
-    `embedder`'s vector space (the SOP index's)."""
-    aligned = embedder if settings.reply_relevance == "aligned" else None
-    template = ReplyWriter(kb, embedder=aligned)
+    build_shared). Template replies judge an SOP's relevance by `settings.reply_relevance` (template_replies)."""
+    template = template_replies(settings, kb, embedder)
     if settings.policy == "classical_only" or chat is None:
         return LlmParts(classical, SummaryWriter(), template)
     log.info("LLM %s at %s, policy %s", chat.name, settings.llm_base_url or "OpenAI", settings.policy)
@@ -135,7 +139,7 @@ def build_llm_parts(
     if llm_first:  # the LLM writes only what the writers' evidence says it writes better
         writers = (
             SummaryWriter(chat=chat, guard=guard) if "summary" in plan.writers else writers[0],
-            ReplyWriter(kb, chat, guard=guard, embedder=aligned) if "reply" in plan.writers else writers[1],
+            ReplyWriter(kb, chat, guard=guard, rule=template.rule) if "reply" in plan.writers else writers[1],
         )
     if not llm_fields:
         return LlmParts(classical, *writers)
