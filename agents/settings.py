@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     approximate_index: bool = False
     precision_target: float = Field(default=0.9, gt=0.0, le=1.0)
     train_folds: int = Field(default=5, ge=2)  # cross-validation folds for calibration and thresholds
-    # the classical ensemble (classical/members.py): svm, lr, knnK (K neighbours), ftE (fine-tune E epochs)
+    # the classical ensemble (classical/members.py): svm, svmt (svm + a title block), lr, knnK (K neighbours), ftE
+    # (fine-tune E epochs)
     members: str = DEFAULT_MEMBERS
     database_url: str | None = None
     stale_after_days: int = Field(default=365, gt=0)

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from sklearn.model_selection import train_test_split
 
+from agents.classical.field_tokens import with_field_tokens
 from agents.errors import DataError
 from agents.settings import PROJECT_DIR
 from evals.tables import read_rows
@@ -68,6 +69,9 @@ class DatasetSpec(_Model):
     kb: bool = False  # labels follow the demo taxonomy and catalogue: the full service can be evaluated
     corpus: str | None = None  # retrieval: the folder of Markdown documents
     text_columns: list[str] = Field(min_length=1)
+    # opt-in: columns known at intake (chosen on the form, e.g. ticket_type) that enter the text as one token each
+    # (`field_<column>_<value>`, agents/classical/field_tokens.py); never a label column, which would leak
+    feature_columns: list[str] = []
     labels: dict[str, str] = {}  # field -> column
     split: SplitSpec = SplitSpec()
     folds: int = Field(default=5, ge=2)
@@ -89,6 +93,9 @@ class DatasetSpec(_Model):
         for ref in refs:
             if ref.field not in self.labels:
                 raise ValueError(f"anchor/target field {ref.field!r} is not one of the labels {sorted(self.labels)}")
+        leaks = sorted(set(self.feature_columns) & {*self.labels.values(), *self.text_columns})
+        if leaks:
+            raise ValueError(f"feature_columns {leaks} are also label or text columns: a label would leak")
         if self.split.stratify and self.split.stratify not in self.labels:
             raise ValueError(f"split.stratify {self.split.stratify!r} is not one of the labels {sorted(self.labels)}")
         return self
@@ -163,13 +170,14 @@ def read_table(spec: DatasetSpec, rel: str) -> tuple[Table, int]:
     if not rows:
         raise DataError(str(path), "has no rows")
     columns = set().union(*(r.keys() for r in rows[:50]))
-    for col in [*spec.text_columns, *spec.labels.values()]:
+    for col in [*spec.text_columns, *spec.feature_columns, *spec.labels.values()]:
         if col not in columns:
             raise DataError(str(path), f"has no column {col!r}; columns are {sorted(columns)}")
     kept = [r for r in rows if all(str(r.get(c) or "").strip() for c in spec.labels.values())]
     if not kept:
         raise DataError(str(path), f"every row has an empty label in {sorted(spec.labels.values())}")
     texts = ["\n".join(str(r.get(c) or "") for c in spec.text_columns).strip() for r in kept]
+    texts = [with_field_tokens(t, r, spec.feature_columns) for t, r in zip(texts, kept, strict=True)]
     labels = {f: [str(r[c]).strip() for r in kept] for f, c in spec.labels.items()}
     return Table(kept, texts, labels), len(rows) - len(kept)
 

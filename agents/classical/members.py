@@ -8,9 +8,12 @@ from typing import Any, Protocol
 
 import faiss
 import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
+from agents.classical.field_tokens import found_tokens, one_hot
 from agents.classical.finetune import FineTunedClassifier
 from agents.classical.scores import expand, linear_scores, log_proba
 from agents.errors import DataError
@@ -44,26 +47,43 @@ class Member(Protocol):
     def scores(self, views: Views, classes: np.ndarray) -> np.ndarray: ...
 
 
+def title_of(text: str) -> str:
+    """The first line of `title\nbody` (ticket_text); '' for a text of one line (no title, or no body)."""
+    return text.split("\n", 1)[0] if "\n" in text else ""
+
+
 class SvmMember:
-    """Linear SVM margins over the TF-IDF word + char n-grams."""
+    """Linear SVM margins over the TF-IDF word + char n-grams; `svmt` adds a word 1-2 gram block of the title alone."""
 
     costly = False
     max_scale = 100.0
 
-    def __init__(self, C: float = 0.5) -> None:
+    def __init__(self, C: float = 0.5, title: bool = False) -> None:
         self.C = C
-        self.name = "svm"
+        self.title = title
+        self.name = "svmt" if title else "svm"
+
+    def _matrix(self, views: Views) -> Any:
+        block: TfidfVectorizer | None = getattr(self, "title_", None)
+        if block is None:
+            return views.tfidf
+        return sparse.hstack([views.tfidf, block.transform([title_of(t) for t in views.texts])]).tocsr()
 
     def fit(self, views: Views, labels: np.ndarray) -> SvmMember:
-        self.head_ = LinearSVC(C=self.C).fit(views.tfidf, labels)
+        titles = [title_of(t) for t in views.texts]
+        self.title_: TfidfVectorizer | None = None
+        if self.title and any(re.search(r"\w\w", t) for t in titles):
+            self.title_ = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(titles)
+        self.head_ = LinearSVC(C=self.C).fit(self._matrix(views), labels)
         return self
 
     def scores(self, views: Views, classes: np.ndarray) -> np.ndarray:
-        return expand(linear_scores(self.head_, views.tfidf), self.head_.classes_, classes, -10.0)
+        return expand(linear_scores(self.head_, self._matrix(views)), self.head_.classes_, classes, -10.0)
 
 
 class LogRegMember:
-    """Logistic regression over the sentence vectors; scores are log-probabilities."""
+    """Logistic regression over the sentence vectors, plus one-hot columns for any intake-field tokens the
+    training texts carry (field_tokens.py; none for plain tickets); scores are log-probabilities."""
 
     costly = False
     max_scale = 10.0
@@ -72,12 +92,17 @@ class LogRegMember:
         self.C = C
         self.name = "lr"
 
+    def _matrix(self, views: Views) -> np.ndarray:
+        vocabulary = getattr(self, "fields_", [])  # models saved before intake fields have none
+        return np.hstack([views.vectors, one_hot(views.texts, vocabulary)]) if vocabulary else views.vectors
+
     def fit(self, views: Views, labels: np.ndarray) -> LogRegMember:
-        self.head_ = LogisticRegression(C=self.C, max_iter=3000).fit(views.vectors, labels)
+        self.fields_ = found_tokens(views.texts)
+        self.head_ = LogisticRegression(C=self.C, max_iter=3000).fit(self._matrix(views), labels)
         return self
 
     def scores(self, views: Views, classes: np.ndarray) -> np.ndarray:
-        return expand(log_proba(self.head_, views.vectors), self.head_.classes_, classes, np.log(1e-9))
+        return expand(log_proba(self.head_, self._matrix(views)), self.head_.classes_, classes, np.log(1e-9))
 
 
 class KnnMember:
@@ -137,11 +162,12 @@ class FineTunedMember:
         return expand(self.model_.decision(views.texts), self.model_.classes_, classes, np.log(1e-9))
 
 
-_MEMBER = re.compile(r"(svm|lr|knn|ft)(\d+(?:\.\d+)?)?")
+_MEMBER = re.compile(r"(svmt|svm|lr|knn|ft)(\d+(?:\.\d+)?)?")
 
 
 def parse_members(spec: str) -> list[Member]:
-    """'svm,lr,knn10,ft1' -> fresh, unfitted members; knnK takes K neighbours, ftE fine-tunes for E epochs."""
+    """'svm,lr,knn10,ft1' -> fresh, unfitted members; svmt is svm plus a title block, knnK takes K neighbours,
+    ftE fine-tunes for E epochs."""
     names = [part.strip() for part in spec.split(",") if part.strip()]
     if not names:
         raise DataError("members", "name at least one ensemble member, e.g. 'svm,lr'")
@@ -149,12 +175,14 @@ def parse_members(spec: str) -> list[Member]:
     for name in names:
         match = _MEMBER.fullmatch(name)
         if match is None:
-            raise DataError("members", f"unknown member {name!r}: expected svm, lr, knnK (e.g. knn10) or ftE (ft1)")
+            raise DataError(
+                "members", f"unknown member {name!r}: expected svm, svmt, lr, knnK (e.g. knn10) or ftE (ft1)"
+            )
         kind, number = match.group(1), match.group(2)
-        if kind in ("svm", "lr") and number:
+        if kind in ("svm", "svmt", "lr") and number:
             raise DataError("members", f"{kind} takes no number, got {name!r}")
-        if kind == "svm":
-            members.append(SvmMember())
+        if kind in ("svm", "svmt"):
+            members.append(SvmMember(title=kind == "svmt"))
         elif kind == "lr":
             members.append(LogRegMember())
         elif kind == "knn":

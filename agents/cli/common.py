@@ -24,7 +24,7 @@ _DEFAULTS = {name: Settings.model_fields[name].default for name in OPTIONS}
 DATA_DIR_HELP = (
     f"data folder of models, SOP index and triage.db (default: TRIAGE_DATA_DIR, else {_DEFAULTS['data_dir']})"
 )
-MEMBERS_HELP = "ensemble members, e.g. svm,lr,knn10,knn30,ft1 (default: TRIAGE_MEMBERS)"
+MEMBERS_HELP = "ensemble members: svm, svmt, lr, knnK, ftE, e.g. svmt,lr,knn10,knn30 (default: TRIAGE_MEMBERS)"
 EMBEDDER_HELP = (
     f"sentence embedder (default: TRIAGE_EMBEDDER, else {_DEFAULTS['embedder']}); hashing needs no model (quick tries)"
 )
