@@ -84,7 +84,6 @@ class TriageService:
         started = time.perf_counter()
         texts = [t.text for t in tickets]
         vectors = self.embedder.embed([t or " " for t in texts])
-        self.reply_writer.prepare(texts)  # the relevance rule's own embedding, also in one call
         tfidf = transform(self.models.fields["team"].features_, texts)  # one featuriser shared by every field model
         proba = {name: m.predict_proba(texts, vectors, tfidf) for name, m in self.models.fields.items()}
         batch_ms = (time.perf_counter() - started) * 1000 / max(1, len(tickets))  # each ticket's share

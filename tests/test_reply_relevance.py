@@ -33,11 +33,9 @@ class CountingEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.texts: list[str] = []
-        self.calls: list[list[str]] = []
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self.texts += texts
-        self.calls.append(list(texts))
         return self.inner.embed(texts)
 
 
@@ -100,21 +98,6 @@ def test_the_sop_lines_are_embedded_once_per_file_and_the_ticket_once_per_reply(
     first = len(embedder.texts)
     rule.scores(text, hits)
     assert len(embedder.texts) - first == len(ticket_sentences(text)) == 2  # the same file's lines, cached
-
-
-def test_a_batch_embeds_its_tickets_sentences_in_one_call_used_once_by_each_reply(sop_chunks, sections) -> None:
-    embedder = CountingEmbedder(HashingEmbedder())
-    rule = AlignedRelevance(embedder, sections)
-    drive = hit(section(sop_chunks, "sop-shared-drive-access", "Symptoms"), 0.5)
-    texts = [ticket_text("Drive", "Cannot open the team folder. It says access denied."), ticket_text("VPN", "Drops.")]
-    alone = [rule.scores(text, [drive])[0] for text in texts]  # embeds each ticket's sentences itself
-    calls = len(embedder.calls)
-    rule.prepare([*texts, texts[0], "  "])  # duplicates and blank texts are embedded once, and not at all
-    assert len(embedder.calls) == calls + 1 and len(embedder.texts) - sum(map(len, embedder.calls[:calls])) == 3
-    batched = [rule.scores(text, [drive])[0] for text in texts]
-    assert len(embedder.calls) == calls + 1 and batched == pytest.approx(alone)
-    rule.scores(texts[0], [drive])  # used once: a later reply to the same text embeds again
-    assert len(embedder.calls) == calls + 2
 
 
 def test_a_huge_ticket_costs_what_a_short_one_does(sop_chunks, sections) -> None:

@@ -26,7 +26,6 @@ ALIGNED = 0.58
 # a ticket's first sentences are read, so a 20,000-character paste costs what a short ticket does; on the 80 reference
 # and holdout tickets (median 3 sentences, at most 7) the first 3 already give the same decisions as all of them
 MAX_SENTENCES = 6
-BATCH_TICKETS = 4096  # tickets whose sentence vectors `prepare` keeps for the replies of one batch
 MIN_LINE_WORDS = 3  # an SOP line shorter than this (a bare heading such as "Steps") aligns with anything
 LINE_MARKER = re.compile(r"^([-*•#>]+|\d+[.)])\s*")
 
@@ -38,9 +37,6 @@ class RelevanceRule(Protocol):
 
     def choose(self, ticket_text: str, hits: Sequence[Hit]) -> Hit | None: ...
 
-    def prepare(self, ticket_texts: Sequence[str]) -> None:
-        """Do what the tickets of a batch need before their replies are written, in one go (or nothing)."""
-
 
 class DenseRelevance:
     """The top hit when its dense similarity to the whole ticket reaches `threshold`."""
@@ -51,9 +47,6 @@ class DenseRelevance:
 
     def choose(self, ticket_text: str, hits: Sequence[Hit]) -> Hit | None:
         return hits[0] if hits and hits[0].dense_score >= self.threshold else None
-
-    def prepare(self, ticket_texts: Sequence[str]) -> None:
-        """Nothing: the hits carry the similarity."""
 
 
 def ticket_sentences(ticket_text: str, limit: int = MAX_SENTENCES) -> list[str]:
@@ -93,7 +86,6 @@ class AlignedRelevance:
         self.candidates = max(1, candidates)
         self.name = f"aligned >= {threshold:.2f}" + (f", best of {self.candidates}" if self.candidates > 1 else "")
         self._lines: dict[str, np.ndarray] = {}
-        self._batch: dict[str, np.ndarray] = {}  # a batch's tickets' sentence vectors, by ticket text
         self._lock = threading.Lock()
 
     def _line_vectors(self, hit: Hit) -> np.ndarray:
@@ -116,33 +108,13 @@ class AlignedRelevance:
         said = ticket_sentences(ticket_text)
         if not shown or not said:
             return [h.dense_score / 2 for h in shown]
-        with self._lock:
-            vectors = self._batch.pop(ticket_text, None)
-        if vectors is None:
-            vectors = self.embedder.embed(said)
+        vectors = self.embedder.embed(said)
         out = []
         for hit in shown:
             lines = self._line_vectors(hit)
             aligned = float((vectors @ lines.T).max()) if len(lines) else 0.0
             out.append((hit.dense_score + aligned) / 2)
         return out
-
-    def prepare(self, ticket_texts: Sequence[str]) -> None:
-        """Embed the sentences of a batch's tickets in one call (one call costs less than one per ticket); each
-        ticket's vectors are used once, by its reply. At most BATCH_TICKETS are kept, the oldest dropped first."""
-        todo = [t for t in dict.fromkeys(ticket_texts) if t.strip()][:BATCH_TICKETS]
-        said = [ticket_sentences(t) for t in todo]
-        flat = [sentence for group in said for sentence in group]
-        if not flat:
-            return
-        vectors = self.embedder.embed(flat)
-        ends = np.cumsum([len(group) for group in said])
-        with self._lock:
-            for text, end, size in zip(todo, ends, (len(g) for g in said), strict=True):
-                self._batch.pop(text, None)
-                self._batch[text] = vectors[end - size : end]
-            while len(self._batch) > BATCH_TICKETS:
-                self._batch.pop(next(iter(self._batch)))
 
     def choose(self, ticket_text: str, hits: Sequence[Hit]) -> Hit | None:
         scored = self.scores(ticket_text, hits)

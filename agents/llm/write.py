@@ -174,10 +174,6 @@ class ReplyWriter:
         response = duration(prio.response_minutes) if prio else "the agreed time"
         return cat, f"{priority} ({prio.name})" if prio else priority, team_name, response
 
-    def prepare(self, ticket_texts: Sequence[str]) -> None:
-        """Before the replies of a batch: lets the relevance rule do its work for all the tickets at once."""
-        self.rule.prepare(ticket_texts)
-
     def guide(self, ticket_text: str, hits: Sequence[Hit]) -> tuple[Hit, str, list[str], int] | None:
         """The SOP the rule finds relevant: its hit, the quoted section's ref, the whole steps, how many were left."""
         top = self.rule.choose(ticket_text, hits)
