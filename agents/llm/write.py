@@ -138,7 +138,6 @@ class ReplyWriter:
         self.max_sops = max_sops
         self.max_steps = max_steps
         self.sop_chars = sop_chars
-        self.relevance = relevance
         if rule is None:
             rule = AlignedRelevance(embedder, self.sections) if embedder else DenseRelevance(relevance)
         self.rule = rule
