@@ -94,18 +94,26 @@ def claims(store: Store) -> dict[tuple[str, int], int]:
 
 def holding_a_claim(workers: list[WorkerProcess], store: Store) -> tuple[WorkerProcess, dict[str, int]] | None:
     """A worker caught between committing its claim of a chunk and saving the chunk's results, with some tickets
-    triaged already; None when not (yet). The claims seen are the open worker's: the logs did not move while the
-    store was read, and a worker with no task open has saved all it claimed (two open: more than one chunk)."""
-    before = [w.output() for w in workers]
-    seen = claims(store)
-    if [w.output() for w in workers] != before:
-        return None
-    running = [w for w, log in zip(workers, before, strict=True) if tasks_open(log) > 0]
-    claimed = sum(n for (status, attempts), n in seen.items() if status == "received" and attempts >= 1)
-    triaged = sum(n for (status, _), n in seen.items() if status == "triaged")
-    if not triaged or not claimed or not running or (len(running) > 1 and claimed <= CHUNK):
-        return None
-    return running[0], {"triaged": triaged, "claimed": claimed, "received": WORKER_BATCH - triaged}
+    triaged already; None when not (yet). Every worker is paused while the logs and the store are read, and the one
+    returned stays paused, so it cannot save its chunk before the caller kills it (the caller resumes the others).
+    The claims seen are the open worker's: a worker with no task open has saved all it claimed (two open: more than
+    one chunk)."""
+    for worker in workers:
+        worker.pause()
+    found = None
+    try:
+        logs = [w.output() for w in workers]
+        seen = claims(store)
+        running = [w for w, log in zip(workers, logs, strict=True) if tasks_open(log) > 0]
+        claimed = sum(n for (status, attempts), n in seen.items() if status == "received" and attempts >= 1)
+        triaged = sum(n for (status, _), n in seen.items() if status == "triaged")
+        if triaged and claimed and running and (len(running) == 1 or claimed > CHUNK):
+            found = running[0], {"triaged": triaged, "claimed": claimed, "received": WORKER_BATCH - triaged}
+        return found
+    finally:
+        for worker in workers:
+            if found is None or worker is not found[0]:
+                worker.resume()
 
 
 @pytest.mark.slow

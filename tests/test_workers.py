@@ -128,6 +128,15 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
 
+    def pause(self) -> None:
+        """SIGSTOP: the worker does nothing (saves nothing) until `resume`."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: nothing is acknowledged, nothing given back, as in a crash."""
         assert self.proc is not None
