@@ -245,7 +245,7 @@ def systems(kb: Any, chat: Any, embedder: Any = None) -> tuple[dict[str, System]
     return summaries, replies
 
 
-def _marks(rows: Sequence[dict[str, Any]], chosen: Sequence[Any]) -> list[str]:
+def _marks(chosen: Sequence[Any]) -> list[str]:
     return [f"[{hit.doc_id}]" if hit is not None else "" for hit in chosen]
 
 
@@ -262,24 +262,20 @@ def sweep(rows: Sequence[dict[str, Any]], sops: SopQuotes, sop_ids: set[str]) ->
     for threshold in SWEEP:
         rule = DenseRelevance(threshold)
         chosen = [rule.choose(r["text"], r["hits"]) for r in rows]
-        out[f"{threshold:.2f}"] = _halves(score_replies(rows, _marks(rows, chosen), sops, sop_ids))
+        out[f"{threshold:.2f}"] = _halves(score_replies(rows, _marks(chosen), sops, sop_ids))
     return out
 
 
 def aligned_sweep(rows: Sequence[dict[str, Any]], sops: SopQuotes, sop_ids: set[str]) -> dict[str, Any]:
     """The same per threshold of the aligned score (row["aligned"], one per top-3 hit), quoting the top hit or the
     best of the top 3."""
+    from agents.answers.relevance import best_above
+
     out: dict[str, Any] = {}
     for candidates in ALIGNED_CANDIDATES:
         for threshold in ALIGNED_SWEEP:
-            chosen = []
-            for r in rows:
-                scores = r["aligned"][:candidates]
-                best = max(range(len(scores)), key=lambda i: scores[i]) if scores else None
-                chosen.append(r["hits"][best] if best is not None and scores[best] >= threshold else None)
-            out[f"{threshold:.2f}, top {candidates}"] = _halves(
-                score_replies(rows, _marks(rows, chosen), sops, sop_ids)
-            )
+            chosen = [best_above(r["hits"], r["aligned"][:candidates], threshold) for r in rows]
+            out[f"{threshold:.2f}, top {candidates}"] = _halves(score_replies(rows, _marks(chosen), sops, sop_ids))
     return out
 
 

@@ -30,6 +30,14 @@ MIN_LINE_WORDS = 3  # an SOP line shorter than this (a bare heading such as "Ste
 LINE_MARKER = re.compile(r"^([-*•#>]+|\d+[.)])\s*")
 
 
+def best_above(hits: Sequence[Hit], scores: Sequence[float], threshold: float) -> Hit | None:
+    """The hit of the highest score (one per leading hit) when that score reaches `threshold`, else None."""
+    if not scores:
+        return None
+    best = int(np.argmax(scores))
+    return hits[best] if scores[best] >= threshold else None
+
+
 class RelevanceRule(Protocol):
     """Picks the hit a template reply may quote, or none."""
 
@@ -117,8 +125,4 @@ class AlignedRelevance:
         return out
 
     def choose(self, ticket_text: str, hits: Sequence[Hit]) -> Hit | None:
-        scored = self.scores(ticket_text, hits)
-        if not scored:
-            return None
-        best = int(np.argmax(scored))
-        return hits[best] if scored[best] >= self.threshold else None
+        return best_above(hits, self.scores(ticket_text, hits), self.threshold)

@@ -150,7 +150,7 @@ class OpenAICompatibleChat:
             request = self._request(messages, schema, schema_name, mode, max_tokens or self.max_tokens)
             probing = schema is not None and self.mode_ is None and mode != modes[-1]
             try:
-                answer = _run_with_deadline(partial(self._send, request, mode, left, probing), left, self.name)
+                answer = _run_with_deadline(partial(self._send, request, left, probing), left, self.name)
             except _Refused as exc:
                 refusals.append(f"{mode}: {exc}")
                 todo.pop(0)
@@ -207,9 +207,7 @@ class OpenAICompatibleChat:
             request["tool_choice"] = {"type": "function", "function": {"name": name}}
         return request
 
-    def _send(
-        self, request: dict[str, Any], mode: str, seconds: float, probing: bool, stop: threading.Event
-    ) -> StreamedAnswer:
+    def _send(self, request: dict[str, Any], seconds: float, probing: bool, stop: threading.Event) -> StreamedAnswer:
         """Send the request streamed, read the answer in this thread and close the response here, at the end or
         at the deadline (`seconds` from now, or `stop`)."""
         import openai
