@@ -83,9 +83,10 @@ class TriageService:
         """Triage many tickets with one embedding call (the costly step)."""
         started = time.perf_counter()
         texts = [t.text for t in tickets]
-        vectors = self.embedder.embed([t or " " for t in texts])
-        tfidf = transform(self.models.fields["team"].features_, texts)  # one featuriser shared by every field model
-        proba = {name: m.predict_proba(texts, vectors, tfidf) for name, m in self.models.fields.items()}
+        read = self.models.texts(tickets)  # the texts plus the intake tokens the models were trained with, if any
+        vectors = self.embedder.embed([t or " " for t in read])
+        tfidf = transform(self.models.fields["team"].features_, read)  # one featuriser shared by every field model
+        proba = {name: m.predict_proba(read, vectors, tfidf) for name, m in self.models.fields.items()}
         batch_ms = (time.perf_counter() - started) * 1000 / max(1, len(tickets))  # each ticket's share
         return [
             self._triage_one(t, text, vectors[i], tfidf[i], {f: p[i] for f, p in proba.items()}, batch_ms)

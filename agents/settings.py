@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agents.types import Mode
+from agents.types import INTAKE_NAME, Mode
 from kb import KB_DIR
 from retrieval.factory import EmbedderKind
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     # the classical ensemble (classical/members.py): svm, svmt (svm + a title block), lr, knnK (K neighbours), ftE
     # (fine-tune E epochs)
     members: str = DEFAULT_MEMBERS
+    # intake-form values (a ticket's `intake`, e.g. ticket_type) the classical models train on and read,
+    # comma-separated; a change takes effect at the next training (evals/reports/members.md measures ticket_type)
+    intake_fields: Annotated[list[str], NoDecode] = []
     database_url: str | None = None
     stale_after_days: int = Field(default=365, gt=0)
     answer_threshold: float = Field(default=0.293, ge=0.0, le=1.0)  # `ask` abstains below; see evals/reports/answers.md
@@ -145,6 +150,19 @@ class Settings(BaseSettings):
     digest_webhook_url: str | None = None  # Slack-compatible incoming webhook; None: write to disk only
     digest_breach_margin: float = Field(default=0.2, ge=0.0, lt=1.0)  # "about to breach": last 20% of an SLA target
 
+    @field_validator("intake_fields", mode="before")
+    @classmethod
+    def _intake_names(cls, value: object) -> list[str]:
+        """A comma-separated string (the environment) or a list; each a name an intake form may send."""
+        if value is None or value == "":
+            return []
+        names = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
+        kept = [n.strip() for n in names if isinstance(n, str)]
+        bad = [n for n in names if not isinstance(n, str)] + [n for n in kept if not re.fullmatch(INTAKE_NAME, n)]
+        if bad:
+            raise ValueError(f"intake field names {bad} must be lower-case words joined by _ (e.g. ticket_type)")
+        return list(dict.fromkeys(kept))
+
     @field_validator("config_dir")
     @classmethod
     def _onboarded(cls, value: Path | None) -> Path | None:
@@ -154,12 +172,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _config_dir_paths(self) -> Settings:
-        """The one place where config_dir sets the paths it implies (those not set explicitly)."""
+        """The one place where config_dir sets what it implies (what is not set explicitly): the paths, and the
+        intake fields its helpdesk.json names."""
         if self.config_dir is not None:
             given = set(self.model_fields_set)
             for name, part in (("kb_dir", "kb"), ("training_data", "tickets.jsonl"), ("data_dir", "data")):
                 if name not in given:
                     setattr(self, name, self.config_dir / part)
+            helpdesk = self.config_dir / "helpdesk.json"
+            if "intake_fields" not in given and helpdesk.is_file():
+                implied = json.loads(helpdesk.read_text(encoding="utf-8")).get("settings", {}).get("intake_fields")
+                self.intake_fields = self._intake_names(implied)
         return self
 
     @property

@@ -6,14 +6,17 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_TITLE_CHARS = 500
 MAX_BODY_CHARS = 20_000
 MAX_METADATA_BYTES = 16_384  # a ticket's metadata as compact UTF-8 JSON
 MAX_METADATA_DEPTH = 8  # nested objects and arrays, counting `metadata` itself
+MAX_INTAKE_FIELDS = 16  # a form's chosen values (ticket type, ...) a ticket may carry
+MAX_INTAKE_VALUE_CHARS = 128
+INTAKE_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # lower-case words joined by _, as TRIAGE_INTAKE_FIELDS names them
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,23 @@ class Ticket(_Model):
     created_at: datetime | None = None
     channel: str = Field(default="api", max_length=32)
     metadata: dict[str, Any] = {}
+    # values the requester chose on the intake form (e.g. {"ticket_type": "incident"}); the classical models read
+    # the ones named in TRIAGE_INTAKE_FIELDS when they were trained with them, and every one is stored
+    intake: dict[
+        Annotated[str, StringConstraints(pattern=INTAKE_NAME)],
+        Annotated[str, StringConstraints(max_length=MAX_INTAKE_VALUE_CHARS)],
+    ] = Field(default={}, max_length=MAX_INTAKE_FIELDS)
 
     @field_validator("id", "title", "body", "requester", "channel")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         """NUL characters carry nothing and PostgreSQL refuses them in text: dropped, everything else kept."""
         return None if value is None else value.replace("\x00", "")
+
+    @field_validator("intake")
+    @classmethod
+    def _no_nul_intake(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k: v.replace("\x00", "") for k, v in value.items()}
 
     @field_validator("metadata")
     @classmethod

@@ -125,6 +125,7 @@ def servicenow_kit() -> VendorKit:
         missing_id="f" * 32,
         extra={
             "team_of": lambda sys_id: server.incident(sys_id)["assignment_group"],
+            "intake": {},  # an incident record has no form type
         },
     )
 
@@ -146,6 +147,7 @@ def zendesk_kit() -> VendorKit:
             "tags": [],
             "requester_id": "20978392",
             "actor_id": "20978392",
+            "type": "INCIDENT",
             "created_at": "2026-12-05T08:00:00Z",
             "updated_at": f"2026-12-05T08:{version:02d}:00Z",
         }
@@ -209,6 +211,7 @@ def zendesk_kit() -> VendorKit:
         write_paths=("/api/v2/tickets/",),
         extra={
             "team_of": lambda ticket_id: str(server.ticket(int(ticket_id))["group_id"]),
+            "intake": {"ticket_type": "INCIDENT"},
         },
     )
 
@@ -232,6 +235,7 @@ def jira_kit() -> VendorKit:
             "components": [{"id": "10020", "name": values["team"]}] if "team" in values else [],
             "status": {"name": "Done" if done else "In progress", "statusCategory": {"key": category}},
             "reporter": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Ana Lopez"},
+            "issuetype": {"id": "10004", "name": "Incident"},
         }
         return {"id": str(10000 + int(key.split("-")[1])), "key": key, "fields": fields}
 
@@ -278,7 +282,10 @@ def jira_kit() -> VendorKit:
         fields=lambda key: server.fields_of(key),
         write_paths=("/rest/api/3/issue/", "/rest/servicedeskapi/request/"),
         missing_id="HELP-999",
-        extra={"team_of": lambda key: next((c["name"] for c in server.fields_of(key)["components"]), None)},
+        extra={
+            "team_of": lambda key: next((c["name"] for c in server.fields_of(key)["components"]), None),
+            "intake": {"ticket_type": "Incident"},
+        },
     )
 
 
@@ -326,6 +333,7 @@ def zammad_kit() -> VendorKit:
         write_paths=("/api/v1/tickets/", "/api/v1/tags/"),
         extra={
             "team_of": lambda ticket_id: server.ticket(int(ticket_id))["group"],
+            "intake": {},  # no type field is read from Zammad
         },
     )
 

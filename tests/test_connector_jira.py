@@ -118,6 +118,7 @@ def test_parse_created_gives_the_issue_in_jira_terms_with_its_description_as_pla
         "Error 809: the network connection was terminated\n\n- Windows 11 laptop\n- Office Wi-Fi and home"
     )
     assert event.values == {"priority": "3"}  # no component, and `vpn` is no mapped category label
+    assert event.intake == {"ticket_type": "IT help"}  # the issue type, for models trained to read it
     assert event.resolved is False
     assert event.requester == event.author == "ana.lopez@acme.example"
     assert event.created_at == datetime(2026, 12, 5, 9, 0, 0, 120_000, tzinfo=UTC)

@@ -126,6 +126,7 @@ def test_a_ticket_created_event_gives_the_ticket_in_vendor_terms() -> None:
         requester="20978392",
         created_at=datetime(2026, 3, 2, 9, 15, 27, tzinfo=UTC),
         values={"priority": "normal"},  # no group yet, no tag that a category maps to
+        intake={"ticket_type": "INCIDENT"},  # the ticket type chosen on the form, for models that read it
         resolved=False,
         author="20978392",
     )

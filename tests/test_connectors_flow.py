@@ -77,6 +77,7 @@ def test_a_signed_new_ticket_is_triaged_and_gets_one_internal_note(
         ticket = api.client.get(f"/v1/tickets/{done['ticket_id']}", headers=api.read).json()
         listed = api.client.get("/v1/tickets", headers=api.read).json()
     assert ticket["channel"] == kit.system and ticket["external_id"] == external and listed["total"] == 1
+    assert ticket["intake"] == kit.extra["intake"]  # the form's ticket type, where the vendor has one
     assert [i["external_id"] for i in delivered] == [external]
     notes = [n for n in kit.notes(external) if "kestrel-triage-ref:" in n]
     assert len(notes) == 1, notes  # one note, however often the event came

@@ -199,7 +199,8 @@ def test_report_plots_and_helpdesk_file_are_written(onboarded) -> None:
     for plot in ("plots/sweep-category.png", "plots/sweep-team.png", "plots/labels-category.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     helpdesk = json.loads((out / "helpdesk.json").read_text())
-    assert helpdesk["settings"] == {"kb_dir": "kb", "training_data": "tickets.jsonl", "data_dir": "data"}
+    settings = {"kb_dir": "kb", "training_data": "tickets.jsonl", "data_dir": "data", "intake_fields": []}
+    assert helpdesk["settings"] == settings
 
 
 def test_every_row_is_counted_once(onboarded) -> None:

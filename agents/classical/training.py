@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from agents.classical.artifacts import read_manifest, write_folder
 from agents.classical.calibration import ThresholdChoice, choose_threshold
+from agents.classical.field_tokens import with_field_tokens
 from agents.classical.text_models import EnsembleClassifier, tfidf_features
 from agents.errors import DataError, ModelNotTrained
 from agents.jsonl import read_jsonl
@@ -22,7 +24,7 @@ from agents.models.versions import VersionStore, file_digest
 from agents.route import Router
 from agents.settings import DEFAULT_MEMBERS, Settings
 from agents.similar import TicketMemory
-from agents.types import ticket_text
+from agents.types import Ticket, ticket_text
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
 
@@ -42,11 +44,43 @@ class TriageModels:
     embedder_name: str
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def intake_fields(self) -> list[str]:
+        """The intake-form values the field models were trained to read (none for models saved before them)."""
+        return list(self.info.get("intake_fields", []))
+
+    def texts(self, tickets: Sequence[Ticket]) -> list[str]:
+        """What the field models read of each ticket: its text, plus one token per intake field they were trained
+        with and the ticket carries."""
+        names = self.intake_fields
+        return [with_field_tokens(t.text, t.intake, names) if names else t.text for t in tickets]
+
     def attach(self, embedder: Embedder) -> TriageModels:
         """Give the field models their embedder; `load_models` has checked it is the one they were trained with."""
         for model in self.fields.values():
             model.attach(embedder)
         return self
+
+
+def row_text(row: dict[str, Any], intake_fields: Sequence[str] = ()) -> str:
+    """A training row's text as the field models read it (TriageModels.texts does the same for a ticket)."""
+    text = ticket_text(row.get("title"), row.get("body"))
+    return with_field_tokens(text, row.get("intake") or {}, intake_fields) if intake_fields else text
+
+
+def check_intake(rows: list[dict[str, Any]], intake_fields: Sequence[str]) -> None:
+    """Each named intake field must be carried by some row, in an `intake` object of strings."""
+    for i, row in enumerate(rows):
+        intake = row.get("intake", {})
+        if not isinstance(intake, dict) or not all(isinstance(v, str) for v in intake.values()):
+            raise DataError("tickets", f"row {i} (id {row.get('id')}): intake must be an object of strings")
+    for name in intake_fields:
+        if not any(str((r.get("intake") or {}).get(name) or "").strip() for r in rows):
+            raise DataError(
+                "tickets",
+                f"no training ticket carries the intake field {name!r} (TRIAGE_INTAKE_FIELDS): give rows an intake "
+                f'object such as {{"intake": {{"{name}": "incident"}}}}',
+            )
 
 
 def _team_threshold(
@@ -80,11 +114,13 @@ def train_models(
     folds: int = 5,
     seed: int = 42,
     members: str = DEFAULT_MEMBERS,
+    intake_fields: Sequence[str] = (),
     progress: bool = False,
 ) -> TriageModels:
     """Fit category, priority and team ensembles on labelled tickets (dicts with title, body and labels).
     A field whose rows all carry one label (an export without priorities) gets a constant model: that label at
     confidence 1.0, its threshold 1.0 (precision and coverage 1.0 on its own rows), named in info["single_label"].
+    Each of `intake_fields` a row carries in its `intake` object enters its text as one token (field_tokens.py).
     With `progress`, a bar on stderr shows each step and the time left, estimated from the steps done."""
     from tqdm import tqdm
 
@@ -96,10 +132,11 @@ def train_models(
         missing = [f for f in FIELDS if not row.get(f)]
         if missing:
             raise DataError("tickets", f"row {i} (id {row.get('id')}) has no {', '.join(missing)}")
+    check_intake(rows, intake_fields)
     started = time.perf_counter()
     bar = tqdm(total=2 + len(FIELDS), desc=f"training on {len(rows)} tickets", unit="step", disable=not progress)
     bar.set_postfix_str("embedding")
-    texts = [ticket_text(r.get("title"), r.get("body")) for r in rows]
+    texts = [row_text(r, intake_fields) for r in rows]
     vectors = embedder.embed(texts)
     bar.update()
     memory = TicketMemory(embedder.dim)
@@ -128,6 +165,7 @@ def train_models(
         "seconds": round(time.perf_counter() - started, 2),
         "target_precision": target,
         "members": members,
+        "intake_fields": list(intake_fields),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "single_label": single_label,  # field -> its one label: a constant model, not a learnt one
     }
@@ -174,7 +212,14 @@ def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, 
     start, or when it is unusable, models trained on `settings.training_data` and saved as a new current version."""
     versions = VersionStore(settings.model_dir)
     try:
-        return load_models(versions.current_model_dir(), embedder)
+        models = load_models(versions.current_model_dir(), embedder)
+        if models.intake_fields != settings.intake_fields:  # the models read what they were trained with
+            log.warning(
+                "the current models read intake fields %s, TRIAGE_INTAKE_FIELDS names %s: `triage train` applies it",
+                models.intake_fields,
+                settings.intake_fields,
+            )
+        return models
     except ModelNotTrained as exc:
         if exc.reason:  # an older format or another embedder: retrain rather than refuse to start
             log.warning(
@@ -192,6 +237,7 @@ def load_or_train(settings: Settings, embedder: Embedder, kb: KnowledgeBase, *, 
         target=settings.precision_target,
         folds=settings.train_folds,
         members=settings.members,
+        intake_fields=settings.intake_fields,
         progress=progress,
     )
     record = VersionRecord(

@@ -15,6 +15,7 @@ OPTION = {  # spec field -> the option that sets it, for one-line errors
     "data": "--data",
     "text_cols": "--text-col",
     "fields": "--field",
+    "intake": "--intake",
     "id_col": "--id-col",
     "priority_order": "--priority-order",
     "sops": "--sops",
@@ -30,6 +31,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["triage", "onboard", "--data", str(args.data)]
     parts += [x for col in args.text_col for x in ("--text-col", col)]
     parts += [x for f in args.field for x in ("--field", f)]
+    parts += [x for f in args.intake for x in ("--intake", f)]
     for option in ("priority_order", "id_col", "sops", "min_label_rows", "holdout", "sample", "seed", "members"):
         value = getattr(args, option)
         if value is not None and value != DEFAULTS.get(option):
@@ -42,7 +44,7 @@ def command_line(args: argparse.Namespace) -> str:
 def build_spec(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from agents.onboard.export import OnboardSpec, parse_fields
+    from agents.onboard.export import OnboardSpec, parse_fields, parse_intake
 
     order = [p.strip() for p in args.priority_order.split(",") if p.strip()] if args.priority_order else None
     try:
@@ -50,6 +52,7 @@ def build_spec(args: argparse.Namespace) -> Any:
             data=Path(args.data),
             text_cols=args.text_col,
             fields=parse_fields(args.field),
+            intake=parse_intake(args.intake),
             id_col=args.id_col,
             priority_order=order,
             sops=Path(args.sops) if args.sops else None,
@@ -133,6 +136,14 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
         required=True,
         metavar="NAME=COLUMN",
         help="category=COL (required), team=COL and priority=COL (optional); repeat the option",
+    )
+    p.add_argument(
+        "--intake",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN",
+        help="a value chosen on the intake form that the models read, e.g. ticket_type=Type (repeatable); "
+        "tickets then send it as intake.NAME",
     )
     p.add_argument("--priority-order", help="priority labels, most urgent first, comma-separated (onto P1..P4)")
     p.add_argument("--id-col", help="the ticket id column (default: the row number); repeated ids keep the first row")

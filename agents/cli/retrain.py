@@ -82,6 +82,7 @@ def cmd_retrain(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         target=settings.precision_target,
         folds=settings.train_folds,
         members=args.members or settings.members,
+        intake_fields=settings.intake_fields,
         progress=not args.quiet,
     )
     report = retrainer.run(Path(args.data) if args.data else settings.training_data, reviewed, options)

@@ -21,7 +21,7 @@ def invalid_ticket(exc: ValidationError) -> InvalidTicket:
     """The first problem of a ticket that does not validate, in words: which field, how long, the limit."""
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else "ticket"
-    where = {"title": "--title", "body": "the ticket text"}.get(field, field)
+    where = {"title": "--title", "body": "the ticket text", "intake": "--intake"}.get(field, field)
     if error["type"] == "string_too_long":
         limit = error["ctx"]["max_length"]
         size = len(error["input"])
@@ -30,13 +30,18 @@ def invalid_ticket(exc: ValidationError) -> InvalidTicket:
     return InvalidTicket(field, f"{where}: {error['msg']}")
 
 
-def make_ticket(title: str, body: str) -> Ticket:
+def make_ticket(title: str, body: str, intake: list[str] | None = None) -> Ticket:
+    """The ticket of the command line; `intake` holds NAME=VALUE options (a form's values, e.g. ticket_type)."""
     from pydantic import ValidationError
 
     from agents.types import Ticket
 
+    pairs = [item.partition("=") for item in intake or []]
+    bad = [name for name, sep, _ in pairs if not sep]
+    if bad:
+        raise InvalidTicket("intake", f"--intake {bad[0]!r} is not NAME=VALUE (e.g. --intake ticket_type=request)")
     try:
-        return Ticket(title=title, body=body)
+        return Ticket(title=title, body=body, intake={name.strip(): value.strip() for name, _, value in pairs})
     except ValidationError as exc:
         raise invalid_ticket(exc) from None
 
@@ -45,7 +50,7 @@ def cmd_ticket(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
     from agents.app import build_service
 
     text = sys.stdin.read() if args.text == "-" else args.text
-    ticket = make_ticket(args.title or "", text)  # before loading anything: a bad ticket fails fast
+    ticket = make_ticket(args.title or "", text, args.intake)  # before loading anything: a bad ticket fails fast
     result = build_service(settings_fn(args), progress=True).triage(ticket)
     if args.json:
         print(result.model_dump_json(indent=2))
@@ -76,6 +81,9 @@ def add_parsers(sub: Any, settings_fn: SettingsFn) -> None:
     )
     p.add_argument("text", help="ticket body, or - to read standard input")
     p.add_argument("--title", help="the ticket's subject line")
+    p.add_argument(
+        "--intake", action="append", metavar="NAME=VALUE", help="a value chosen on the intake form (repeatable)"
+    )
     p.add_argument("--json", action="store_true", help="print the full TriageResult as JSON")
     add_data_dir(p)
     add_embedder(p)

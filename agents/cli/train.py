@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace, settings_fn: SettingsFn) -> int:
         target=settings.precision_target,
         folds=settings.train_folds,
         members=members,
+        intake_fields=settings.intake_fields,
         progress=not args.quiet,
     )
     for name, choice in models.thresholds.items():

@@ -67,6 +67,7 @@ class InboundEvent(_Model):
     requester: str | None = None
     created_at: datetime | None = None
     values: dict[str, str] = {}  # the vendor's current value per field we predict: {"team": "3600012", ...}
+    intake: dict[str, str] = {}  # what the requester chose on the vendor's form: {"ticket_type": "incident"}
     resolved: bool = False  # solved, closed or resolved in the vendor
     author: str | None = None  # who made this change in the vendor, when the payload says
 

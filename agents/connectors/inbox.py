@@ -128,6 +128,7 @@ class ConnectorInbox:
             created_at=event.created_at,
             channel=event.system,
             metadata=metadata,
+            intake=event.intake,
         )
         key = f"{event.system}:{event.external_id}"
         records, replay = await self.desk.submit([ticket], key, None, scope="connector", batch=False)

@@ -33,7 +33,7 @@ from agents.connectors.base import (
     need,
 )
 from agents.connectors.signatures import check_hub_signature
-from agents.connectors.text import iso_time
+from agents.connectors.text import intake_of, iso_time
 
 EVENT_KINDS = {"jira:issue_created": "created", "jira:issue_updated": "updated"}
 SEARCH_FIELDS = ["summary", "description", "priority", "labels", "components", "status", "created", "reporter"]
@@ -107,6 +107,7 @@ class JiraConnector(Connector):
             requester=_person(fields.get("reporter")),
             created_at=iso_time(fields.get("created")),
             values=self._values(fields),
+            intake=intake_of(ticket_type=str(_object(fields.get("issuetype")).get("name") or "")),
             resolved=category.get("key") == "done",
             author=author,
         )

@@ -1,4 +1,4 @@
-"""Vendor text as triage reads it: HTML bodies as plain text, and ISO 8601 times as aware UTC datetimes."""
+"""Vendor text as triage reads it: HTML bodies as plain text, ISO 8601 times as aware UTC datetimes, form values."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
+
+from agents.types import MAX_INTAKE_VALUE_CHARS
 
 SKIP_TAGS = {"script", "style", "head", "title"}
 BLOCK_TAG = re.compile(r"p|div|br|li|tr|blockquote|pre|h[1-6]|ul|ol|table")  # a line break before and after
@@ -61,3 +63,8 @@ def iso_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def intake_of(**values: str) -> dict[str, str]:
+    """A vendor's form values as a ticket's intake: the non-empty ones, each cut to the ticket's limit."""
+    return {name: value.strip()[:MAX_INTAKE_VALUE_CHARS] for name, value in values.items() if value.strip()}

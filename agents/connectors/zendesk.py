@@ -34,7 +34,7 @@ from agents.connectors.base import (
     need,
 )
 from agents.connectors.signatures import check_zendesk_signature
-from agents.connectors.text import iso_time
+from agents.connectors.text import intake_of, iso_time
 
 Kind = Literal["created", "updated"]
 TICKET_EVENT_PREFIX = "zen:event-type:ticket."
@@ -128,6 +128,7 @@ class ZendeskConnector(Connector):
             requester=requester or None,
             created_at=iso_time(ticket.get("created_at")),
             values=self._values(ticket),
+            intake=intake_of(ticket_type=_text(ticket.get("type"))),  # problem, incident, question or task
             resolved=status in RESOLVED_STATUSES,
             author=author,
         )

@@ -135,6 +135,7 @@ class Retrainer:
     target: float = 0.9
     folds: int = 5
     members: str = DEFAULT_MEMBERS
+    intake_fields: list[str] = field(default_factory=list)
     progress: bool = False
     cached: CachedEmbedder = field(init=False)
 
@@ -149,6 +150,7 @@ class Retrainer:
             target=self.target,
             folds=self.folds,
             members=self.members,
+            intake_fields=self.intake_fields,
             progress=self.progress,
         )
 

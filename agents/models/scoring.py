@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from agents.classical.text_models import transform
-from agents.classical.training import FIELDS, NEIGHBOURS, TriageModels
+from agents.classical.training import FIELDS, NEIGHBOURS, TriageModels, row_text
 from agents.priority_rules import PriorityRules
 from agents.route import Router
 from agents.types import FieldDecision, ticket_text
@@ -42,9 +42,10 @@ def predict_fields(
     if not rows:
         return {name: [] for name in FIELDS}
     texts = [ticket_text(r.get("title"), r.get("body")) for r in rows]
-    vectors = embedder.embed([t or " " for t in texts])
-    tfidf = transform(models.fields["team"].features_, texts)
-    proba = {name: m.predict_proba(texts, vectors, tfidf) for name, m in models.fields.items()}
+    read = [row_text(r, models.intake_fields) for r in rows]  # with the intake tokens the models were trained on
+    vectors = embedder.embed([t or " " for t in read])
+    tfidf = transform(models.fields["team"].features_, read)
+    proba = {name: m.predict_proba(read, vectors, tfidf) for name, m in models.fields.items()}
     classes = {name: [str(c) for c in m.classes_] for name, m in models.fields.items()}
     rules, router = PriorityRules(kb.taxonomy), Router(kb)
     out: dict[str, list[str]] = {name: [] for name in FIELDS}

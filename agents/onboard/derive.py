@@ -141,7 +141,7 @@ def derive(export: Export, spec: OnboardSpec) -> Derived:
     for record, record_ids in zip(export.records, ids, strict=True):
         missing = [name for name in FIELDS if record_ids[name] is None]
         if not missing:
-            tickets.append({"id": record.id, "title": record.title, "body": record.body, **record_ids})
+            tickets.append(record.training_row(record_ids))
             continue
         for name in missing:
             if labels[name].derived_from:  # the reason is its source field's, counted there

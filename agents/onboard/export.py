@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import DataError
 from agents.onboard.tables import Table
+from agents.types import INTAKE_NAME, MAX_INTAKE_VALUE_CHARS
 
 FIELD_NAMES = ("category", "team", "priority")
 MIN_LABEL_ROWS = 5  # below this, a label's rows cannot be split into training folds and held-out rows
@@ -23,6 +26,7 @@ class OnboardSpec(BaseModel):
     data: Path
     text_cols: list[str] = Field(min_length=1)
     fields: dict[str, str]  # category (required), team and priority (optional) -> export column
+    intake: dict[str, str] = {}  # intake-form value name (e.g. ticket_type) -> export column; the models read them
     id_col: str | None = None
     priority_order: list[str] | None = None
     sops: Path | None = None
@@ -30,6 +34,19 @@ class OnboardSpec(BaseModel):
     holdout: float = Field(default=0.2, ge=0.05, le=0.5)
     sample: int | None = Field(default=None, ge=100)
     seed: int = 42
+
+
+def parse_intake(values: list[str]) -> dict[str, str]:
+    """`--intake name=Column` options as {name: column}; a name is lower-case words joined by _ (Ticket.intake)."""
+    intake: dict[str, str] = {}
+    for value in values:
+        name, sep, column = (part.strip() for part in value.partition("="))
+        if not sep or not column or not re.fullmatch(INTAKE_NAME, name):
+            raise DataError("--intake", f"{value!r} is not NAME=COLUMN with a lower-case NAME (e.g. ticket_type=Type)")
+        if name in intake:
+            raise DataError("--intake", f"{name} is given twice ({intake[name]!r} and {column!r})")
+        intake[name] = column
+    return intake
 
 
 def parse_fields(values: list[str]) -> dict[str, str]:
@@ -59,6 +76,11 @@ class Record:
     title: str
     body: str
     labels: dict[str, str | None] = field(default_factory=dict)
+    intake: dict[str, str] = field(default_factory=dict)  # the row's intake-form values, empty cells left out
+
+    def training_row(self, ids: dict[str, str | None]) -> dict[str, Any]:
+        """The record as a training ticket (tickets.jsonl) with these label ids."""
+        return {"id": self.id, "title": self.title, "body": self.body, "intake": self.intake, **ids}
 
 
 @dataclass
@@ -76,6 +98,10 @@ class Export:
 def check_columns(table: Table, spec: OnboardSpec) -> None:
     """Every named column exists; else one line naming what is missing and the columns the file has."""
     wanted = [(c, "--text-col") for c in spec.text_cols] + [(c, f"--field {n}={c}") for n, c in spec.fields.items()]
+    wanted += [(c, f"--intake {n}={c}") for n, c in spec.intake.items()]
+    leaks = sorted(set(spec.intake.values()) & {*spec.text_cols, *spec.fields.values()})
+    if leaks:
+        raise DataError("--intake", f"{', '.join(leaks)} is also a text or label column: a label would leak")
     if spec.id_col:
         wanted.append((spec.id_col, "--id-col"))
     missing = [(c, option) for c, option in wanted if c not in table.columns]
@@ -115,7 +141,10 @@ def read_export(table: Table, spec: OnboardSpec) -> Export:
             continue
         title, body = ("", texts[0]) if len(texts) == 1 else (texts[0], "\n".join(t for t in texts[1:] if t))
         labels = {name: (_cell(row, column) or None) for name, column in spec.fields.items()}
-        export.records.append(Record(row=n, id=ticket_id, title=title, body=body, labels=labels))
+        intake = {name: _cell(row, column)[:MAX_INTAKE_VALUE_CHARS] for name, column in spec.intake.items()}
+        intake = {name: value for name, value in intake.items() if value}
+        record = Record(row=n, id=ticket_id, title=title, body=body, labels=labels, intake=intake)
+        export.records.append(record)
     if not export.records:
         raise DataError(table.source, f"no row has text in {', '.join(spec.text_cols)} ({len(table.rows)} rows read)")
     return export

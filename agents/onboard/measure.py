@@ -85,7 +85,7 @@ def measure(
     every field (as the served models are), and predict each field on its held-out rows as the service does:
     category and priority from their models, team from the router (team model, similar tickets)."""
     from agents.classical.text_models import transform
-    from agents.classical.training import NEIGHBOURS, train_models
+    from agents.classical.training import NEIGHBOURS, row_text, train_models
     from agents.route import Router
 
     started = time.perf_counter()
@@ -101,15 +101,24 @@ def measure(
         ids = derived.ids[i]
         if all(ids[name] for name in FIELDS):
             record = export.records[i]
-            rows.append({"id": record.id, "title": record.title, "body": record.body, **ids})
+            rows.append(record.training_row(ids))
     models = train_models(
-        rows, embedder, kb, target=target, folds=folds, seed=spec.seed, members=members, progress=progress
+        rows,
+        embedder,
+        kb,
+        target=target,
+        folds=folds,
+        seed=spec.seed,
+        members=members,
+        intake_fields=list(spec.intake),
+        progress=progress,
     )
     trained = time.perf_counter()
     texts = [ticket_text(export.records[i].title, export.records[i].body) for i in test]
-    vectors = embedder.embed([t or " " for t in texts])
-    tfidf = transform(models.fields["team"].features_, texts)
-    proba = {name: m.predict_proba(texts, vectors, tfidf) for name, m in models.fields.items()}
+    read = [row_text(export.records[i].training_row({}), models.intake_fields) for i in test]
+    vectors = embedder.embed([t or " " for t in read])
+    tfidf = transform(models.fields["team"].features_, read)
+    proba = {name: m.predict_proba(read, vectors, tfidf) for name, m in models.fields.items()}
     router = Router(kb)
     labels: dict[str, list[str]] = {}
     confidence: dict[str, list[float]] = {}

@@ -173,7 +173,12 @@ def onboard(
             "source": {"path": str(spec.data), "sha256": summary.source.sha256, "rows": len(table.rows)},
             "commands": summary.commands,
             # what `--config DIR` (TRIAGE_CONFIG_DIR) sets, relative to DIR, unless each is set explicitly
-            "settings": {"kb_dir": "kb", "training_data": "tickets.jsonl", "data_dir": "data"},
+            "settings": {
+                "kb_dir": "kb",
+                "training_data": "tickets.jsonl",
+                "data_dir": "data",
+                "intake_fields": list(spec.intake),  # what the models read of a ticket's intake
+            },
             "measured_with": {"embedder": embedder.name, "members": members, "precision_target": target},
         }
         (stage / "helpdesk.json").write_text(json.dumps(helpdesk, indent=2, ensure_ascii=False), encoding="utf-8")

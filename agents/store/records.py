@@ -32,6 +32,7 @@ class TicketRecord(_Model):
     requester: str | None = None
     channel: str
     metadata: dict[str, Any] = {}
+    intake: dict[str, str] = {}
     assignee: str | None = None
     team: str | None = None
     priority: str | None = None

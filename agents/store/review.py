@@ -197,5 +197,14 @@ def feedback_training_rows(store: Store) -> list[dict[str, Any]]:
         for row in rows:
             labels: dict[str, Any] = {f: latest[row.id].get(f) or getattr(row, f) or _shown(row, f) for f in FIELDS}
             if all(labels.values()):
-                out.append({"id": row.id, "title": row.title, "body": row.body, **labels, "resolution": row.resolution})
+                out.append(
+                    {
+                        "id": row.id,
+                        "title": row.title,
+                        "body": row.body,
+                        "intake": row.intake or {},
+                        **labels,
+                        "resolution": row.resolution,
+                    }
+                )
     return out

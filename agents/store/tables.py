@@ -27,6 +27,7 @@ class TicketRow(Base):
     requester: Mapped[str | None] = mapped_column(String(256))
     channel: Mapped[str] = mapped_column(String(32), default="api")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    intake: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the intake form's values (Ticket.intake)
     assignee: Mapped[str | None] = mapped_column(String(256))
     team: Mapped[str | None] = mapped_column(String(64), index=True)
     priority: Mapped[str | None] = mapped_column(String(8), index=True)

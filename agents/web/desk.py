@@ -41,6 +41,7 @@ def as_ticket(record: TicketRecord) -> Ticket:
         created_at=record.created_at,
         channel=record.channel,
         metadata=record.metadata,
+        intake=record.intake,
     )
 
 
