@@ -216,3 +216,21 @@ def test_onboarding_carries_an_intake_column_into_the_helpdesk_it_writes(
     assert json.loads(capsys.readouterr().out)["category"] == "access"
     assert main([*ticket, "--intake", "ticket_type"]) != 0
     assert "--intake 'ticket_type' is not NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_review_queue_shows_what_the_requester_chose_on_the_form(
+    trained_service, served_answerer, tmp_path: Path
+) -> None:
+    from tests.test_server_api import make_api
+
+    apis = make_api(trained_service, served_answerer, tmp_path)
+    api = next(apis)
+    try:
+        unsure = api.client.post(
+            "/v1/tickets", headers=api.triage, json={"title": "xq zzv", "intake": {"ticket_type": "<b>request</b>"}}
+        ).json()
+        review = api.client.get("/console/review", headers=api.read).text
+    finally:
+        apis.close()
+    assert unsure["needs_human"] is True
+    assert unsure["id"] in review and "on the form: ticket_type: &lt;b&gt;request&lt;/b&gt;" in review
