@@ -299,6 +299,7 @@ def watch_node(settings: Settings, live: LiveService, stored: TicketMemory | Non
             max_tickets=settings.memory_max_stored,
             poll_seconds=settings.memory_poll,
             stopping=stopping,
+            intake_fields=lambda: live.current.models.intake_fields,
         )
         threads.append(Every(settings.memory_poll, memory.refresh, "triage-memory", stopping).start())
     if live.watch is not None:

@@ -234,3 +234,22 @@ def test_the_review_queue_shows_what_the_requester_chose_on_the_form(
         apis.close()
     assert unsure["needs_human"] is True
     assert unsure["id"] in review and "on the form: ticket_type: &lt;b&gt;request&lt;/b&gt;" in review
+
+
+def test_the_memory_of_stored_tickets_embeds_them_as_the_models_read_them(
+    tmp_path: Path, trained_service, hashing_embedder
+) -> None:
+    from agents.classical.field_tokens import with_field_tokens
+    from agents.models.stored_memory import StoredMemorySync
+    from agents.similar import TicketMemory
+
+    store = Store.open(tmp_path)
+    records, _ = store.create([Ticket(title="badge reader broken", intake={"ticket_type": "incident"})])
+    Desk(store, trained_service, ServiceMetrics()).recover()
+    memory = TicketMemory(hashing_embedder.dim)
+    StoredMemorySync(store, hashing_embedder, memory, max_tickets=10, intake_fields=lambda: ["ticket_type"]).refresh()
+    read = with_field_tokens("badge reader broken", {"ticket_type": "incident"}, ["ticket_type"])
+    plain, tokened = hashing_embedder.embed(["badge reader broken", read])
+    assert [n.id for n in memory.search(tokened, 1)] == [records[0].id]
+    assert memory.search(tokened, 1)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert memory.search(plain, 1)[0].score < 0.99  # the intake token is part of the vector

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, or_, select
 
+from agents.classical.field_tokens import with_field_tokens
 from agents.store.tables import TicketRow
 from agents.store.tickets import Store, as_utc, utcnow
 from agents.types import ticket_text
@@ -31,7 +32,7 @@ PAGE = 500  # rows read and embedded at a time
 TRIM_SLACK = 1.1  # the memory is trimmed back to its limit once it is this much over it
 RECENT_TEXTS = 10_000  # vectors a process remembers of the texts it embedded last (15 MB at 384 dimensions)
 COLUMNS: tuple[Any, ...] = (TicketRow.id, TicketRow.title, TicketRow.body, TicketRow.team, TicketRow.category)
-COLUMNS += (TicketRow.resolution, TicketRow.updated_at)
+COLUMNS += (TicketRow.resolution, TicketRow.updated_at, TicketRow.intake)
 
 
 class MemoryStatus(BaseModel):
@@ -126,8 +127,10 @@ class StoredMemorySync:
         poll_seconds: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
         stopping: threading.Event | None = None,
+        intake_fields: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.store, self.embedder, self.memory, self.max_tickets = store, embedder, memory, max_tickets
+        self.intake_fields = intake_fields  # what the served models read of a ticket's intake (TriageModels.texts)
         self.clock = clock
         self.stopping = stopping or threading.Event()  # set: a look ends after its current page (shutting down)
         self._seen: dict[str, datetime] = {}  # ticket id -> the updated_at taken, within LOOKBACK of the watermark
@@ -217,7 +220,11 @@ class StoredMemorySync:
         fresh = [i for i, r in enumerate(changed) if not self.memory.known(r.id)]
         vectors = np.zeros((len(changed), self.memory.dim), dtype=np.float32)
         if fresh:
-            texts = [ticket_text(changed[i].title, changed[i].body) or " " for i in fresh]  # as the service embeds
+            names = self.intake_fields()
+            texts = [  # as the service embeds them
+                with_field_tokens(ticket_text(changed[i].title, changed[i].body), changed[i].intake or {}, names) or " "
+                for i in fresh
+            ]
             embedder = self.embedder
             vectors[fresh] = (
                 embedder.recall_or_embed(texts) if isinstance(embedder, RememberingEmbedder) else embedder.embed(texts)
