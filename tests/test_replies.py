@@ -11,7 +11,9 @@ from agents.answers.steps import quote_steps, whole_steps
 from agents.llm.chat import ScriptedChat
 from agents.llm.write import ReplyWriter
 from agents.types import Ticket
-from evals.summaries_eval import SopQuotes, cited, score_replies, v1_guide_line
+from evals.facts import cited
+from evals.reply_scores import SopQuotes, score_replies
+from evals.summaries_eval import v1_guide_line
 from retrieval.markdown import Chunk
 
 CALENDAR = Ticket(
