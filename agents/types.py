@@ -76,7 +76,12 @@ class Ticket(_Model):
     intake: dict[
         Annotated[str, StringConstraints(pattern=INTAKE_NAME)],
         Annotated[str, StringConstraints(max_length=MAX_INTAKE_VALUE_CHARS)],
-    ] = Field(default={}, max_length=MAX_INTAKE_FIELDS)
+    ] = Field(
+        default={},
+        max_length=MAX_INTAKE_FIELDS,
+        description='values chosen on the intake form, e.g. {"ticket_type": "request"}; models trained with '
+        "TRIAGE_INTAKE_FIELDS read the ones it names",
+    )
 
     @field_validator("id", "title", "body", "requester", "channel")
     @classmethod
