@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.types import ticket_text
+
 PREFIX = "field_"
 _TOKEN = re.compile(r"(?<!\w)field_\w+")
 _NOT_WORD = re.compile(r"\W+")
@@ -25,6 +27,12 @@ def with_field_tokens(text: str, row: Mapping[str, Any], columns: Iterable[str])
     if not tokens:
         return text
     return f"{text} {' '.join(tokens)}" if text else " ".join(tokens)
+
+
+def read_text(title: str | None, body: str | None, intake: Mapping[str, Any], names: Iterable[str]) -> str:
+    """A ticket's text as the field models read it: title and body, plus one token per intake field in `names` that
+    it carries. The one definition for training, the service, the retrain gate's scoring and the ticket memory."""
+    return with_field_tokens(ticket_text(title, body), intake, names)
 
 
 def found_tokens(texts: Iterable[str]) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from agents.classical.artifacts import read_manifest, write_folder
 from agents.classical.calibration import ThresholdChoice, choose_threshold
-from agents.classical.field_tokens import with_field_tokens
+from agents.classical.field_tokens import read_text
 from agents.classical.text_models import EnsembleClassifier, tfidf_features
 from agents.errors import DataError, ModelNotTrained
 from agents.jsonl import read_jsonl
@@ -24,7 +24,7 @@ from agents.models.versions import VersionStore, file_digest
 from agents.route import Router
 from agents.settings import DEFAULT_MEMBERS, Settings
 from agents.similar import TicketMemory
-from agents.types import Ticket, ticket_text
+from agents.types import Ticket
 from kb.loader import KnowledgeBase
 from retrieval.embedders import Embedder
 
@@ -53,7 +53,7 @@ class TriageModels:
         """What the field models read of each ticket: its text, plus one token per intake field they were trained
         with and the ticket carries."""
         names = self.intake_fields
-        return [with_field_tokens(t.text, t.intake, names) if names else t.text for t in tickets]
+        return [read_text(t.title, t.body, t.intake, names) for t in tickets]
 
     def attach(self, embedder: Embedder) -> TriageModels:
         """Give the field models their embedder; `load_models` has checked it is the one they were trained with."""
@@ -64,8 +64,7 @@ class TriageModels:
 
 def row_text(row: dict[str, Any], intake_fields: Sequence[str] = ()) -> str:
     """A training row's text as the field models read it (TriageModels.texts does the same for a ticket)."""
-    text = ticket_text(row.get("title"), row.get("body"))
-    return with_field_tokens(text, row.get("intake") or {}, intake_fields) if intake_fields else text
+    return read_text(row.get("title"), row.get("body"), row.get("intake") or {}, intake_fields)
 
 
 def check_intake(rows: list[dict[str, Any]], intake_fields: Sequence[str]) -> None:

@@ -15,10 +15,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, or_, select
 
-from agents.classical.field_tokens import with_field_tokens
+from agents.classical.field_tokens import read_text
 from agents.store.tables import TicketRow
 from agents.store.tickets import Store, as_utc, utcnow
-from agents.types import ticket_text
 
 if TYPE_CHECKING:
     from agents.similar import TicketMemory
@@ -222,8 +221,7 @@ class StoredMemorySync:
         if fresh:
             names = self.intake_fields()
             texts = [  # as the service embeds them
-                with_field_tokens(ticket_text(changed[i].title, changed[i].body), changed[i].intake or {}, names) or " "
-                for i in fresh
+                read_text(changed[i].title, changed[i].body, changed[i].intake or {}, names) or " " for i in fresh
             ]
             embedder = self.embedder
             vectors[fresh] = (

@@ -84,8 +84,9 @@ def measure(
     """Split the rows (stratified by category, seeded), train the service's models on the training rows usable for
     every field (as the served models are), and predict each field on its held-out rows as the service does:
     category and priority from their models, team from the router (team model, similar tickets)."""
+    from agents.classical.field_tokens import read_text
     from agents.classical.text_models import transform
-    from agents.classical.training import NEIGHBOURS, row_text, train_models
+    from agents.classical.training import NEIGHBOURS, train_models
     from agents.route import Router
 
     started = time.perf_counter()
@@ -115,7 +116,7 @@ def measure(
     )
     trained = time.perf_counter()
     texts = [ticket_text(export.records[i].title, export.records[i].body) for i in test]
-    read = [row_text(export.records[i].training_row({}), models.intake_fields) for i in test]
+    read = [read_text(r.title, r.body, r.intake, models.intake_fields) for r in (export.records[i] for i in test)]
     vectors = embedder.embed([t or " " for t in read])
     tfidf = transform(models.fields["team"].features_, read)
     proba = {name: m.predict_proba(read, vectors, tfidf) for name, m in models.fields.items()}
