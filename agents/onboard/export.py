@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,32 +37,39 @@ class OnboardSpec(BaseModel):
     seed: int = 42
 
 
-def parse_intake(values: list[str]) -> dict[str, str]:
-    """`--intake name=Column` options as {name: column}; a name is lower-case words joined by _ (Ticket.intake)."""
-    intake: dict[str, str] = {}
+def name_columns(option: str, values: list[str], form: str, refuse: Callable[[str, str], str | None]) -> dict[str, str]:
+    """`option NAME=COLUMN` options as {name: column}, each stripped; `form` completes the error of one that is not
+    NAME=COLUMN, `refuse(value, name)` says what is wrong with a name (None: nothing), and no name comes twice."""
+    found: dict[str, str] = {}
     for value in values:
         name, sep, column = (part.strip() for part in value.partition("="))
-        if not sep or not column or not re.fullmatch(INTAKE_NAME, name):
-            raise DataError("--intake", f"{value!r} is not NAME=COLUMN with a lower-case NAME (e.g. ticket_type=Type)")
-        if name in intake:
-            raise DataError("--intake", f"{name} is given twice ({intake[name]!r} and {column!r})")
-        intake[name] = column
-    return intake
+        if not sep or not column:
+            raise DataError(option, f"{value!r} is not NAME=COLUMN{form}")
+        if (why := refuse(value, name)) is not None:
+            raise DataError(option, why)
+        if name in found:
+            raise DataError(option, f"{name} is given twice ({found[name]!r} and {column!r})")
+        found[name] = column
+    return found
+
+
+def parse_intake(values: list[str]) -> dict[str, str]:
+    """`--intake name=Column` options as {name: column}; a name is lower-case words joined by _ (Ticket.intake)."""
+    form = " with a lower-case NAME (e.g. ticket_type=Type)"
+
+    def refuse(value: str, name: str) -> str | None:
+        return None if re.fullmatch(INTAKE_NAME, name) else f"{value!r} is not NAME=COLUMN{form}"
+
+    return name_columns("--intake", values, form, refuse)
 
 
 def parse_fields(values: list[str]) -> dict[str, str]:
     """`--field name=Column` options as {name: column}; category is required, names are category, team, priority."""
-    fields: dict[str, str] = {}
-    for value in values:
-        name, sep, column = value.partition("=")
-        name, column = name.strip(), column.strip()
-        if not sep or not column:
-            raise DataError("--field", f"{value!r} is not NAME=COLUMN (e.g. --field category=Category)")
-        if name not in FIELD_NAMES:
-            raise DataError("--field", f"{name!r} is not a field: use {', '.join(FIELD_NAMES)}")
-        if name in fields:
-            raise DataError("--field", f"{name} is given twice ({fields[name]!r} and {column!r})")
-        fields[name] = column
+
+    def refuse(value: str, name: str) -> str | None:
+        return None if name in FIELD_NAMES else f"{name!r} is not a field: use {', '.join(FIELD_NAMES)}"
+
+    fields = name_columns("--field", values, " (e.g. --field category=Category)", refuse)
     if "category" not in fields:
         raise DataError("--field", "category is required (e.g. --field category=Category)")
     return fields
