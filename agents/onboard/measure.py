@@ -115,8 +115,9 @@ def measure(
         progress=progress,
     )
     trained = time.perf_counter()
-    texts = [ticket_text(export.records[i].title, export.records[i].body) for i in test]
-    read = [read_text(r.title, r.body, r.intake, models.intake_fields) for r in (export.records[i] for i in test)]
+    held_out = [export.records[i] for i in test]
+    texts = [ticket_text(r.title, r.body) for r in held_out]
+    read = [read_text(r.title, r.body, r.intake, models.intake_fields) for r in held_out]
     vectors = embedder.embed([t or " " for t in read])
     tfidf = transform(models.fields["team"].features_, read)
     proba = {name: m.predict_proba(read, vectors, tfidf) for name, m in models.fields.items()}
