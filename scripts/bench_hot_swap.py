@@ -172,8 +172,8 @@ def cmd_swap(args: argparse.Namespace) -> dict[str, Any]:
 
 def synthetic_history(store: Any, n: int) -> int:
     """`n` triaged tickets from the demo tickets' text (each made unique), stamped over the last 365 days."""
+    from agents.store.rows import new_ticket_id
     from agents.store.tables import TicketRow
-    from agents.store.tickets import new_ticket_id
 
     rows, now, rng = read_jsonl(DEMO_TICKETS), datetime.now(UTC), random.Random(7)
     for start in range(0, n, 2000):

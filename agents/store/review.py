@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from agents.store.outcomes import OutcomeSource, record_final_values, record_outcome
 from agents.store.records import DONE, FIELDS, AuditEntry, FeedbackIn, FeedbackRecord, TicketPatch, TicketRecord
+from agents.store.rows import to_record
 from agents.store.tables import FeedbackRow, TicketRow
-from agents.store.tickets import InvalidChange, Store, TicketBusy, TicketNotFound, as_utc, to_record
+from agents.store.tickets import InvalidChange, Store, TicketBusy, TicketNotFound, as_utc
 from kb.loader import KnowledgeBase
 
 WORKED = frozenset({"in_progress", "waiting", "resolved", "closed"})

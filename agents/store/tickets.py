@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from agents.store.db import (  # noqa: F401  (re-exported: the store's public na
     utcnow,
 )
 from agents.store.records import AuditEntry, Claim, OpenTicket, TicketRecord
+from agents.store.rows import applied_fields, llm_audit, new_ticket_id, to_record
 from agents.store.tables import AuditRow, TicketRow
 from agents.types import Ticket, TriageResult
 
@@ -33,71 +33,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # longer than one chunk's triage (LLM timeouts included), short enough that a crashed replica's work comes back
 CLAIM_LEASE = timedelta(minutes=15)
 MIGRATION_LOCK = 0x6B657374  # pg_advisory_xact_lock key: replicas starting together migrate one after the other
-
-
-def new_ticket_id() -> str:
-    return f"tkt_{uuid.uuid4().hex[:20]}"
-
-
-def to_record(row: TicketRow) -> TicketRecord:
-    return TicketRecord(
-        id=row.id,
-        external_id=row.external_id,
-        status=row.status,  # type: ignore[arg-type]
-        title=row.title,
-        body=row.body,
-        requester=row.requester,
-        channel=row.channel,
-        metadata=row.meta or {},
-        intake=row.intake or {},
-        assignee=row.assignee,
-        team=row.team,
-        priority=row.priority,
-        category=row.category,
-        needs_human=row.needs_human,
-        reviewed=row.reviewed,
-        resolution=row.resolution,
-        result=TriageResult.model_validate(row.result) if row.result else None,
-        error=row.error,
-        created_at=as_utc(row.created_at),
-        triaged_at=as_utc(row.triaged_at),
-        first_response_at=as_utc(row.first_response_at),
-        resolved_at=as_utc(row.resolved_at),
-        updated_at=as_utc(row.updated_at),
-    )
-
-
-def applied_fields(result: TriageResult) -> list[str]:
-    """The fields whose decision goes onto the ticket of record: those its mode applied (agents/modes.py); every
-    field for a result made before modes existed."""
-    if not result.actions:
-        return ["team", "priority", "category"]
-    return [name for name, action in result.actions.items() if action.action == "applied"]
-
-
-def llm_audit(result: TriageResult, ticket_id: str | None) -> list[AuditEntry]:
-    """One audit entry per LLM call the engine made for a result (model, latency, tokens, what went in and out)."""
-    return [
-        AuditEntry(
-            kind="llm_call",
-            actor="triage",
-            ticket_id=ticket_id,
-            model=call.backend,
-            latency_ms=call.latency_ms,
-            tokens_in=call.prompt_tokens,
-            tokens_out=call.completion_tokens,
-            input=getattr(call, "input", None),
-            output=getattr(call, "output", None),
-            detail={
-                "task": call.task,
-                "ok": call.ok,
-                "mode": call.mode,
-                "error": call.error,
-                "prompt": call.prompt,
-            },
-        )
-        for call in getattr(result, "llm_calls", [])
-    ]
 
 
 class Store:

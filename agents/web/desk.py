@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from agents.store.records import TicketRecord
-from agents.store.tickets import Store, as_utc, llm_audit
+from agents.store.rows import llm_audit
+from agents.store.tickets import Store, as_utc
 from agents.types import Ticket, TriageResult
 from agents.web.batching import MicroBatcher
 from agents.web.errors import ApiError
