@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import median as _median
@@ -153,74 +151,38 @@ def load_average() -> str:
 def main(argv: list[str] | None = None) -> int:
     """`python -m evals.llm_rerank --split tune --k 10 --out DIR`: the LLM's re-ranking against the classical order."""
     import argparse
-    import shlex
     import sys
 
-    from agents.llm.factory import llm_problem, make_chat
     from agents.llm.rerank import hit_extract, runbook_extracts
-    from agents.settings import Settings
-    from evals.tables import read_rows
+    from evals.runbook_llm import add_question_arguments, prepare, save
     from prompts import load_prompt
-    from retrieval.corpus import load_chunks
-    from retrieval.factory import make_embedder
-    from retrieval.index import SopIndex
 
     parser = argparse.ArgumentParser(prog="python -m evals.llm_rerank", description=main.__doc__)
-    parser.add_argument("--data", default="evals/data/runbook_questions.v1.jsonl", help="questions with a target")
-    parser.add_argument("--corpus", default="../shared/data/runbooks", help="the runbooks folder")
-    parser.add_argument("--index", help="a saved index of the corpus (`triage kb index`); else one is built")
-    parser.add_argument("--split", default="test", help="which split to score: tune, test or all (%(default)s)")
+    add_question_arguments(parser)
     parser.add_argument("--k", type=int, default=K, help="how many of the first files the LLM sees (%(default)s)")
     parser.add_argument("--prompt", default="v1", help="the version of prompts/rerank.vN.md (%(default)s)")
-    parser.add_argument(
-        "--fusion", choices=["chunks", "documents"], default="documents", help="hybrid fusion (%(default)s: the best)"
-    )
-    parser.add_argument("--limit", type=int, default=0, help="score only the first N questions (0: all)")
     parser.add_argument("--out", required=True, help="folder for report.md and summary.json")
     args = parser.parse_args(argv)
-    settings = Settings()
-    problem = llm_problem(settings)
-    if problem:
-        print(f"no LLM configured ({problem}): set TRIAGE_LLM_BASE_URL and TRIAGE_LLM_MODEL", file=sys.stderr)
-        return 2
-    corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"SKIP: {corpus} is not on this machine: LLM re-ranking not measured")
-        return 0
-    rows = [r for r in read_rows(args.data) if args.split == "all" or r.get("split") == args.split]
-    rows = rows[: args.limit] if args.limit > 0 else rows
-    embedder = make_embedder(settings.embedder, settings.embed_precision)
-    index = SopIndex.load(Path(args.index), embedder) if args.index else SopIndex.build(load_chunks(corpus), embedder)
-    searcher = HybridSearcher(index, fusion=args.fusion)
-    extracts = runbook_extracts(index.chunks)
-    chat = make_chat(settings)
+    run = prepare(args, "LLM re-ranking")
+    if isinstance(run, int):
+        return run
+    extracts = runbook_extracts(run.index.chunks)
     reranker = LlmReranker(
-        chat,
+        run.chat,
         prompt=load_prompt("rerank", args.prompt),
         k=args.k,
         extract=lambda hit: extracts.get(hit.path) or hit_extract(hit),
     )
     load_before = load_average()
     result = measure(
-        searcher, rows, reranker, lambda line: print(line, file=sys.stderr, flush=True), timeout=settings.llm_timeout
+        run.searcher,
+        run.rows,
+        reranker,
+        lambda line: print(line, file=sys.stderr, flush=True),
+        timeout=run.settings.llm_timeout,
     )
-    result.update(
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        model=chat.name,
-        prompt=reranker.prompt.id,
-        k=args.k,
-        embedder=settings.embedder,
-        data=args.data,
-        split=args.split,
-        fusion=searcher.fusion,
-        load=f"{load_before} at the start, {load_average()} at the end",
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["python", "-m", "evals.llm_rerank", *(argv if argv is not None else sys.argv[1:])])
-    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(report_markdown(result, command), encoding="utf-8")
-    print(report_markdown(result, command))
+    result.update(prompt=reranker.prompt.id, k=args.k, load=f"{load_before} at the start, {load_average()} at the end")
+    save(args, run, "evals.llm_rerank", result, report_markdown, "summary.json", argv)
     return 0
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from agents.llm.evidence import verdict
@@ -110,53 +107,21 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """`python -m evals.query_rewrite --out DIR`: the LLM's rewrite against the question, on runbook search."""
     import argparse
-    import shlex
     import sys
 
-    from agents.llm.factory import llm_problem, make_chat
-    from agents.settings import Settings
-    from evals.tables import read_rows
-    from retrieval.corpus import load_chunks
-    from retrieval.factory import make_embedder
-    from retrieval.index import SopIndex
+    from evals.runbook_llm import add_question_arguments, prepare, save
 
     parser = argparse.ArgumentParser(prog="python -m evals.query_rewrite", description=main.__doc__)
-    parser.add_argument("--data", default="evals/data/runbook_questions.v1.jsonl", help="questions with a target")
-    parser.add_argument("--corpus", default="../shared/data/runbooks", help="the runbooks folder")
-    parser.add_argument("--split", default="test", help="which split to score: tune, test or all (%(default)s)")
-    parser.add_argument(
-        "--fusion", choices=["chunks", "documents"], default="documents", help="hybrid fusion (%(default)s: the best)"
-    )
+    add_question_arguments(parser)
     parser.add_argument("--out", required=True, help="folder for report.md and result.json")
     args = parser.parse_args(argv)
-    settings = Settings()
-    problem = llm_problem(settings)
-    if problem:
-        print(f"no LLM configured ({problem}): set TRIAGE_LLM_BASE_URL and TRIAGE_LLM_MODEL", file=sys.stderr)
-        return 2
-    corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"SKIP: {corpus} is not on this machine: query rewriting not measured")
-        return 0
-    rows = [r for r in read_rows(args.data) if args.split == "all" or r.get("split") == args.split]
-    embedder = make_embedder(settings.embedder, settings.embed_precision)
-    searcher = HybridSearcher(SopIndex.build(load_chunks(corpus), embedder), fusion=args.fusion)
-    chat = make_chat(settings)
-    result = measure(searcher, rows, LlmQueryRewriter(chat), lambda line: print(line, file=sys.stderr, flush=True))
-    result.update(
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        model=chat.name,
-        embedder=settings.embedder,
-        data=args.data,
-        split=args.split,
-        fusion=searcher.fusion,
+    run = prepare(args, "query rewriting")
+    if isinstance(run, int):
+        return run
+    result = measure(
+        run.searcher, run.rows, LlmQueryRewriter(run.chat), lambda line: print(line, file=sys.stderr, flush=True)
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["python", "-m", "evals.query_rewrite", *(argv if argv is not None else sys.argv[1:])])
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(report_markdown(result, command), encoding="utf-8")
-    print(report_markdown(result, command))
+    save(args, run, "evals.query_rewrite", result, report_markdown, "result.json", argv)
     return 0
 
 

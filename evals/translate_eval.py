@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.app import build_answerer
     from agents.llm.factory import llm_problem, make_chat
     from agents.settings import Settings
-    from evals.tables import read_rows
+    from evals.tables import split_rows
     from retrieval.factory import make_embedder
 
     parser = argparse.ArgumentParser(prog="python -m evals.translate_eval", description=main.__doc__)
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     problem = llm_problem(settings)
     if problem:
-        print(f"no LLM configured ({problem}): set TRIAGE_LLM_BASE_URL and TRIAGE_LLM_MODEL", file=sys.stderr)
+        print(problem, file=sys.stderr)
         return 2
-    rows = [r for r in read_rows(args.data) if args.split == "all" or r.get("split") == args.split]
+    rows = split_rows(args.data, args.split)
     embedder = make_embedder(settings.embedder, settings.embed_precision)
     chat = make_chat(settings)
     with tempfile.TemporaryDirectory() as tmp:

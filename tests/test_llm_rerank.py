@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
+from runbook_tree import runbook_searcher
 
 from agents.llm.client import OpenAICompatibleChat
 from agents.llm.rerank import LlmReranker, runbook_extracts
 from agents.types import Deadline
 from evals.llm_rerank import measure, report_markdown
-from retrieval.corpus import load_chunks
-from retrieval.embedders import HashingEmbedder
 from retrieval.hybrid import Hit, HybridSearcher
-from retrieval.index import SopIndex
 from retrieval.markdown import Chunk
 
 PATHS = [f"alerts/comp/Alert{i}.md" for i in range(1, 7)]
@@ -125,11 +123,7 @@ def test_the_extract_is_the_meaning_in_prose() -> None:
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory: pytest.TempPathFactory) -> HybridSearcher:
-    root = tmp_path_factory.mktemp("runbooks")
-    for rel, text in RUNBOOKS.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    return HybridSearcher(SopIndex.build(load_chunks(root), HashingEmbedder()), fusion="documents")
+    return runbook_searcher(tmp_path_factory.mktemp("runbooks"), RUNBOOKS, fusion="documents")
 
 
 def test_the_eval_scores_both_arms_on_the_same_hits(server: FakeOpenAI, searcher: HybridSearcher) -> None:
@@ -157,14 +151,30 @@ def test_the_eval_counts_failures_and_keeps_the_classical_ranks(server: FakeOpen
     assert "every re-ranking failed" in report_markdown({**result, **extra, "fusion": "documents", "load": "1"}, "c")
 
 
-def test_no_corpus_skips_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from evals.llm_rerank import main
+@pytest.mark.parametrize("module", ["evals.llm_rerank", "evals.query_rewrite"])
+def test_no_corpus_skips_with_a_message(module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRIAGE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
         mp.setenv("TRIAGE_LLM_MODEL", "m")
+        main = importlib.import_module(module).main
         assert main(["--corpus", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 0
     assert "SKIP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["evals.llm_rerank", "evals.query_rewrite", "evals.translate_eval"])
+def test_an_llm_eval_without_an_llm_says_why_once_and_exits_2(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    monkeypatch.chdir(tmp_path)  # no .env can configure one
+    for name in ("TRIAGE_LLM_BASE_URL", "TRIAGE_LLM_MODEL", "TRIAGE_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert importlib.import_module(module).main(["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no LLM configured") == 1 and "TRIAGE_LLM_MODEL" in err
 
 
 def test_no_question_of_the_set_is_in_a_rerank_prompt() -> None:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAI, fake_openai
+from runbook_tree import runbook_searcher
 
 from agents.llm.client import OpenAICompatibleChat
 from agents.llm.rewrite import LlmQueryRewriter
 from evals.query_rewrite import measure, report_markdown
-from retrieval.corpus import load_chunks
-from retrieval.embedders import HashingEmbedder
 from retrieval.hybrid import HybridSearcher
-from retrieval.index import SopIndex
 
 RUNBOOKS = {
     "etcd/EtcdDatabaseQuotaLowSpace.md": "# EtcdDatabaseQuotaLowSpace\n\n## Mitigation\n\nDefragment etcd members "
@@ -30,11 +27,7 @@ ROW = {"id": "q1", "question": QUESTION, "target": "etcd/EtcdDatabaseQuotaLowSpa
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory: pytest.TempPathFactory) -> HybridSearcher:
-    root = tmp_path_factory.mktemp("runbooks")
-    for rel, text in RUNBOOKS.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    return HybridSearcher(SopIndex.build(load_chunks(root), HashingEmbedder()))
+    return runbook_searcher(tmp_path_factory.mktemp("runbooks"), RUNBOOKS)
 
 
 @pytest.fixture
@@ -91,13 +84,3 @@ def test_the_paired_test_counts_only_changes_in_the_top_five(server: FakeOpenAI,
         "p_value": 1.0,
         "verdict": "no evidence",
     }
-
-
-def test_no_corpus_skips_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from evals.query_rewrite import main
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRIAGE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
-        mp.setenv("TRIAGE_LLM_MODEL", "m")
-        assert main(["--corpus", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 0
-    assert "SKIP" in capsys.readouterr().out
