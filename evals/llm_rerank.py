@@ -149,7 +149,7 @@ def load_average() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m evals.llm_rerank --split tune --k 10 --out DIR`: the LLM's re-ranking against the classical order."""
+    """`python -m evals.llm_rerank --split tune --out DIR`: the LLM's re-ranking against the classical order."""
     import argparse
     import sys
 
