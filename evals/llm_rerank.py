@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from statistics import median as _median
 from typing import Any
 
 from agents.llm.evidence import verdict
 from agents.llm.rerank import K, LlmReranker
 from agents.types import Deadline
-from evals.mcnemar import mcnemar_exact
+from evals.mcnemar import PairedCounts
 from evals.metrics import llm_cost, rank_metrics
 from evals.retrieval_eval import target_rank
 from retrieval.hybrid import HybridSearcher
@@ -61,12 +61,10 @@ def paired(records: list[dict[str, Any]], cut: int) -> dict[str, Any]:
     """Questions the re-ranking fixed and broke at `cut` against the classical order, and the exact McNemar test."""
     before = [r["classical"] is not None and r["classical"] <= cut for r in records]
     after = [r["reranked"] is not None and r["reranked"] <= cut for r in records]
-    broke = sum(a and not b for a, b in zip(before, after, strict=True))
-    fixed = sum(b and not a for a, b in zip(before, after, strict=True))
-    p = mcnemar_exact(broke, fixed)
+    pair = PairedCounts.of_outcomes(before, after)
     n = len(records) or 1
-    said = verdict(sum(before) / n, sum(after) / n, p)
-    return {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": said}
+    said = verdict(sum(before) / n, sum(after) / n, pair.p_value)
+    return {"fixed": pair.c, "broke": pair.b, "p_value": round(pair.p_value, 4), "verdict": said}
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -142,8 +140,9 @@ def prompt_size(result: dict[str, Any]) -> str:
 
 
 def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as "1.44 / 1.68 / 1.88"."""
     try:
-        return " / ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
 
@@ -28,6 +29,15 @@ class PairedCounts:
             raise ValueError(f"paired lists must be of one length: {len(truth)}, {len(first)}, {len(second)}")
         b = sum(f == t != s for t, f, s in zip(truth, first, second, strict=True))
         c = sum(s == t != f for t, f, s in zip(truth, first, second, strict=True))
+        return cls(b, c)
+
+    @classmethod
+    def of_outcomes(cls, first: Sequence[bool], second: Sequence[bool]) -> PairedCounts:
+        """The discordant pairs of two per-row outcomes (right or not: a label, a hit in the top k) on the same rows."""
+        if len(first) != len(second):
+            raise ValueError(f"paired lists must be of one length: {len(first)}, {len(second)}")
+        b = sum(f and not s for f, s in zip(first, second, strict=True))
+        c = sum(s and not f for f, s in zip(first, second, strict=True))
         return cls(b, c)
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.llm.evidence import verdict
 from agents.llm.rewrite import LlmQueryRewriter
-from evals.mcnemar import mcnemar_exact
+from evals.mcnemar import PairedCounts
 from evals.metrics import llm_cost, rank_metrics
 from evals.retrieval_eval import target_rank
 from retrieval.hybrid import HybridSearcher
@@ -54,11 +54,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     top5 = {arm: [r[key] is not None and r[key] <= 5 for r in records] for arm, key in arms.items()}
     tests = {}
     for arm in ARMS[1:]:
-        broke = sum(a and not b for a, b in zip(top5["question"], top5[arm], strict=True))
-        fixed = sum(b and not a for a, b in zip(top5["question"], top5[arm], strict=True))
-        p = mcnemar_exact(broke, fixed)
-        said = verdict(metrics["question"]["recall_at_5"], metrics[arm]["recall_at_5"], p)
-        tests[arm] = {"fixed": fixed, "broke": broke, "p_value": round(p, 4), "verdict": said}
+        pair = PairedCounts.of_outcomes(top5["question"], top5[arm])
+        said = verdict(metrics["question"]["recall_at_5"], metrics[arm]["recall_at_5"], pair.p_value)
+        tests[arm] = {"fixed": pair.c, "broke": pair.b, "p_value": round(pair.p_value, 4), "verdict": said}
     return {
         "n": len(records),
         "metrics": metrics,

@@ -12,7 +12,7 @@ from agents.llm.evidence import EvidenceData, verdict
 from agents.llm.writer_evidence import WriterEvidence, WritersEvidence
 from agents.models.versions import file_digest
 from evals.facts import cites_rightly, keeps_all_facts
-from evals.mcnemar import mcnemar_exact
+from evals.mcnemar import PairedCounts
 
 # per writer of the summaries eval: the extractive system it is held against, and the start of the LLM system's name
 SYSTEMS = {
@@ -28,9 +28,10 @@ def judged_evidence(
     """One writer's evidence from (extractive right, LLM right) per row; `llm` holds the LLM's outputs, each with
     its `ms` and, when it fell back or failed, a backend ending in "(fallback)" or an `error`."""
     n = len(judged)
-    fixed, broken = sum(b and not a for a, b in judged), sum(a and not b for a, b in judged)
+    pair = PairedCounts.of_outcomes([a for a, _ in judged], [b for _, b in judged])
+    fixed, broken = pair.c, pair.b
     base, mine = (sum(a for a, _ in judged) / n, sum(b for _, b in judged) / n) if n else (0.0, 0.0)
-    p_value = mcnemar_exact(broken, fixed)
+    p_value = pair.p_value
     failed = [o for o in llm if o.get("error") or str(o.get("backend", "")).endswith("(fallback)")]
     return WriterEvidence(
         field=writer,

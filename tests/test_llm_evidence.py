@@ -65,6 +65,15 @@ def test_paired_counts_are_the_labels_fixed_and_broken() -> None:
         PairedCounts.of(truth, classical, policy[:4])
 
 
+def test_paired_counts_of_outcomes_are_the_rows_fixed_and_broken() -> None:
+    before = [True, True, False, False, False]
+    after = [True, False, True, True, False]  # broke row 2, fixed rows 3 and 4
+    counts = PairedCounts.of_outcomes(before, after)
+    assert (counts.b, counts.c) == (1, 2) and counts.p_value == 1.0
+    with pytest.raises(ValueError, match="one length"):
+        PairedCounts.of_outcomes(before, after[:4])
+
+
 def test_the_verdict_needs_a_more_accurate_policy_and_p_under_005() -> None:
     assert verdict(0.80, 0.85, 0.01) == "helps"
     assert verdict(0.80, 0.85, 0.20) == "no evidence"  # better, but it could be chance
