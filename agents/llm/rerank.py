@@ -156,10 +156,10 @@ class LlmReranker:
 
     def rerank(self, question: str, hits: Sequence[Hit], deadline: Deadline | None = None) -> Reranked:
         """The hits' paths (each file once) with the LLM's picks first; never raises."""
-        unique: list[Hit] = []
-        for hit in hits:
-            if hit.path not in {h.path for h in unique}:
-                unique.append(hit)
+        by_path: dict[str, Hit] = {}
+        for hit in hits:  # a file's first hit stands for it
+            by_path.setdefault(hit.path, hit)
+        unique = list(by_path.values())
         paths = [h.path for h in unique]
         shown = unique[: self.k]
         if len(shown) < 2:
